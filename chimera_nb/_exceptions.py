@@ -1,0 +1,70 @@
+"""The exceptions chimera-nb raises, as one tree.
+
+::
+
+    ChimeraError                 every error the kit raises on purpose
+    ├── ConfigurationError       a constructor argument, CHIMERA_* variable or project file is wrong
+    ├── DatasetError             a dataset could not be downloaded, read or parsed
+    ├── NotFittedError           predict (or coef_) was asked for before fit
+    ├── ClusterError             workers could not be started, or the cluster was used after close
+    └── WorkerError              a worker answered with an error, or not at all
+        └── QuorumError          a round reached fewer workers than the quorum asks for
+
+Each message says what happened, what was expected and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChimeraError",
+    "ClusterError",
+    "ConfigurationError",
+    "DatasetError",
+    "NotFittedError",
+    "QuorumError",
+    "WorkerError",
+]
+
+
+class ChimeraError(Exception):
+    """Base class of every error chimera-nb raises on purpose."""
+
+
+class ConfigurationError(ChimeraError, ValueError):
+    """Raised when an argument, a ``CHIMERA_*`` variable or a seed project file is invalid.
+
+    Raised before anything starts, so that no worker is left running.
+    """
+
+
+class DatasetError(ChimeraError):
+    """Raised when a dataset cannot be downloaded, read or parsed."""
+
+
+class NotFittedError(ChimeraError, AttributeError):
+    """Raised when a master is asked to predict before ``fit`` succeeded."""
+
+
+class ClusterError(ChimeraError, RuntimeError):
+    """Raised when workers cannot be started, or a closed cluster is used again."""
+
+
+class WorkerError(ChimeraError, RuntimeError):
+    """Raised when a worker answers with an error or does not answer at all."""
+
+
+class QuorumError(WorkerError):
+    """Raised when fewer workers answered a round than the master's quorum requires.
+
+    Attributes
+    ----------
+    answered : list of str
+        Names of the workers that answered.
+    failed : dict of str to str
+        Worker name -> why it failed ("timed out after 2.0 s", "connection refused", ...).
+    """
+
+    def __init__(self, message: str, answered: list[str], failed: dict[str, str]) -> None:
+        super().__init__(message)
+        self.answered = answered
+        self.failed = failed

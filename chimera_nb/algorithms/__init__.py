@@ -1,0 +1,51 @@
+"""The algorithms layer: losses, gradients, aggregation rules, sharding, standardization and
+learning-rate schedules, in plain numpy. No I/O and no asyncio, so that every distributed
+result can be checked against the same functions run in one process.
+"""
+
+from .aggregation import (
+    GradientAggregator,
+    WeightedMean,
+    mean_prediction,
+    soft_vote,
+    union_of_classes,
+    weighted_mean,
+)
+from .gradient_descent import GradientDescentResult, gradient_descent, update_step
+from .linear import decision_function, loss_for, n_outputs, predict_proba
+from .losses import LossAndGradient, l2_penalty, logistic_loss, softmax_loss, squared_loss
+from .preprocessing import ColumnStatistics, Standardizer
+from .schedules import Constant, InverseScaling, LearningRateSchedule, make_schedule
+from .sharding import contiguous_shards, hash_shards, random_shards, range_shards, split
+
+__all__ = [
+    "ColumnStatistics",
+    "Constant",
+    "GradientAggregator",
+    "GradientDescentResult",
+    "InverseScaling",
+    "LearningRateSchedule",
+    "LossAndGradient",
+    "Standardizer",
+    "WeightedMean",
+    "contiguous_shards",
+    "decision_function",
+    "gradient_descent",
+    "hash_shards",
+    "l2_penalty",
+    "logistic_loss",
+    "loss_for",
+    "make_schedule",
+    "mean_prediction",
+    "n_outputs",
+    "predict_proba",
+    "random_shards",
+    "range_shards",
+    "soft_vote",
+    "softmax_loss",
+    "split",
+    "squared_loss",
+    "union_of_classes",
+    "update_step",
+    "weighted_mean",
+]

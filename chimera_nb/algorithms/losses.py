@@ -1,0 +1,98 @@
+"""Losses of linear models and their gradients, in plain numpy.
+
+Every loss here is a *mean* over the samples it is given. That is what makes data
+parallelism exact: if worker ``k`` holds ``n_k`` of the ``n`` samples and returns the mean
+gradient of its shard, then ``sum_k (n_k / n) * gradient_k`` is the gradient of the whole
+dataset (see :func:`chimera_nb.algorithms.aggregation.weighted_mean`).
+
+Shapes
+------
+``X`` is ``(n_samples, n_features)``. A linear model has ``weights`` of shape
+``(n_outputs, n_features)`` and ``bias`` of shape ``(n_outputs,)``: one output for regression
+and for binary classification, one per class for softmax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from .._types import Matrix, Vector
+
+__all__ = [
+    "LossAndGradient",
+    "LossFunction",
+    "l2_penalty",
+    "logistic_loss",
+    "softmax_loss",
+    "squared_loss",
+]
+
+
+class LossAndGradient(NamedTuple):
+    """A loss value and its gradient with respect to the weights and the bias."""
+
+    loss: float
+    weights_gradient: Matrix  # (n_outputs, n_features)
+    bias_gradient: Vector  # (n_outputs,)
+
+
+#: ``loss(weights, bias, X, y) -> LossAndGradient``; ``y`` holds targets or class indices.
+LossFunction = Callable[[Matrix, Vector, Matrix, np.ndarray], LossAndGradient]
+
+
+def _gradient_from_residuals(residuals: Matrix, X: Matrix) -> tuple[Matrix, Vector]:
+    """Chain rule for a linear score ``z = X @ W.T + b``: given ``dL/dz`` per sample
+    (``residuals``, shape ``(n_samples, n_outputs)``), return ``dL/dW`` and ``dL/db``
+    averaged over the samples."""
+    n_samples = X.shape[0]
+    return residuals.T @ X / n_samples, residuals.mean(axis=0)
+
+
+def squared_loss(weights: Matrix, bias: Vector, X: Matrix, y: np.ndarray) -> LossAndGradient:
+    """Half mean squared error of a linear regression, ``mean((X w + b - y)^2) / 2``.
+
+    The factor 1/2 makes the gradient the plain mean of ``residual * x``.
+    """
+    residuals = X @ weights.T + bias - y.reshape(-1, 1)  # (n_samples, 1)
+    loss = 0.5 * float(np.mean(residuals**2))
+    return LossAndGradient(loss, *_gradient_from_residuals(residuals, X))
+
+
+def logistic_loss(weights: Matrix, bias: Vector, X: Matrix, y: np.ndarray) -> LossAndGradient:
+    """Mean log-loss of a binary logistic regression; ``y`` holds 0 or 1 (the class index).
+
+    ``p = sigmoid(X w + b)`` is the probability of class 1; ``dL/dz = p - y``.
+    """
+    scores = X @ weights.T + bias  # (n_samples, 1)
+    targets = y.reshape(-1, 1).astype(np.float64)
+    # log(1 + exp(z)) - y z, written with logaddexp so that large |z| cannot overflow.
+    loss = float(np.mean(np.logaddexp(0.0, scores) - targets * scores))
+    probabilities = 0.5 * (1.0 + np.tanh(0.5 * scores))  # the sigmoid, overflow-free
+    return LossAndGradient(loss, *_gradient_from_residuals(probabilities - targets, X))
+
+
+def softmax_loss(weights: Matrix, bias: Vector, X: Matrix, y: np.ndarray) -> LossAndGradient:
+    """Mean cross-entropy of a multinomial (softmax) regression; ``y`` holds class indices.
+
+    ``P = softmax(X W^T + b)`` row by row; ``dL/dz = P - onehot(y)``.
+    """
+    scores = X @ weights.T + bias  # (n_samples, n_classes)
+    scores = scores - scores.max(axis=1, keepdims=True)  # same softmax, no overflow
+    log_normalizer = np.log(np.exp(scores).sum(axis=1, keepdims=True))
+    log_probabilities = scores - log_normalizer
+    rows = np.arange(X.shape[0])
+    loss = float(-np.mean(log_probabilities[rows, y]))
+    residuals = np.exp(log_probabilities)
+    residuals[rows, y] -= 1.0
+    return LossAndGradient(loss, *_gradient_from_residuals(residuals, X))
+
+
+def l2_penalty(weights: Matrix, alpha: float) -> tuple[float, Matrix]:
+    """Ridge penalty ``alpha / 2 * ||W||^2`` and its gradient ``alpha * W``.
+
+    The bias is not penalized, as in scikit-learn.
+    """
+    return 0.5 * alpha * float(np.sum(weights**2)), alpha * weights
