@@ -1,0 +1,196 @@
+"""Request and response bodies, as pydantic models.
+
+Field names that the seed (Chimera) defined stay as they were (``X_pred_rows``,
+``weights_gradients``...); fields chimera-nb adds are optional, so a seed client still
+works. FastAPI validates every body against these models, and a bad one gets HTTP 422 with a
+message that names the field (see :func:`chimera_nb.wire.errors.install_error_handlers`).
+
+Weights on the wire
+-------------------
+A linear model's ``weights`` have shape ``(n_outputs, n_features)``: one row for a regressor
+or a binary classifier, one row per class for softmax. On the wire they are flattened
+row-major (class by class), and ``bias`` has ``n_outputs`` entries, so the receiver recovers
+the shape as ``weights.reshape(len(bias), -1)``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, NonNegativeInt, model_validator
+
+from .encoding import BodyError
+
+__all__ = [
+    "DataSampleResponse",
+    "ErrorResponse",
+    "FitResponse",
+    "FitStepRequest",
+    "FitStepResponse",
+    "HealthResponse",
+    "ModelFitRequest",
+    "ModelFitResponse",
+    "PredictRequest",
+    "PredictResponse",
+    "StatisticsResponse",
+]
+
+Label = Union[int, float, str]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+    role: str  # "SGDWorker", "ParameterServerMaster", ...
+    name: str
+    n_samples: int | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error a server of the kit returns: ``detail`` says what to fix."""
+
+    detail: str
+    errors: list[dict] | None = None
+
+
+# -- SGD workers ------------------------------------------------------------------------------
+
+
+class DataSampleResponse(BaseModel):
+    """The seed's answer to ``request-data-sample``: a few rows of the worker's shard."""
+
+    X_train_sample_columns: list[str]
+    X_train_sample_rows: list[list[float]]
+    y_train_sample_columns: list[str]
+    y_train_sample_rows: list[list[Label]]
+
+
+class StatisticsResponse(BaseModel):
+    """Per-column count, sum and sum of squared deviations of a worker's shard, which the
+    master merges into global means and standard deviations; the classes it holds."""
+
+    columns: list[str]
+    n_samples: int
+    feature_sum: list[float]
+    feature_m2: list[float]
+    target_sum: float | None = None
+    target_m2: float | None = None
+    classes: list[Label] | None = None
+
+
+class FitStepRequest(_Body):
+    """Compute the gradient of your shard at these weights (the seed's body, plus options).
+
+    ``classes`` maps labels to rows of ``weights`` (classifiers); ``batch_size`` asks for a
+    mini-batch drawn with ``seed`` instead of the whole shard.
+    """
+
+    weights: list[FiniteFloat]
+    bias: list[FiniteFloat] = Field(min_length=1)
+    classes: list[Label] | None = None
+    batch_size: int | None = Field(default=None, ge=1)
+    seed: NonNegativeInt | None = None
+
+
+class FitStepResponse(BaseModel):
+    """The seed's gradients, plus how many samples they average and the loss there.
+
+    A diverging fit makes the loss infinite or NaN; it travels as such (not as ``null``) so
+    that the master can say what happened.
+    """
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
+    weights_gradients: list[float]
+    bias_gradient: list[float]
+    n_samples: int
+    loss: float
+
+
+# -- bagging workers --------------------------------------------------------------------------
+
+
+class ModelFitRequest(_Body):
+    """Optional body of ``model/fit``: the seed the master drew for this worker's bootstrap."""
+
+    random_state: NonNegativeInt | None = None
+
+
+class ModelFitResponse(BaseModel):
+    fit: Literal["ok"] = "ok"
+    n_samples: int
+    columns: list[str]
+    random_state: int | None = None
+    classes: list[Label] | None = None
+
+
+class PredictRequest(_Body):
+    """The seed's predict body: column names and rows of feature values."""
+
+    X_pred_columns: list[str] = Field(min_length=1)
+    X_pred_rows: list[list[FiniteFloat]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _rows_match_columns(self) -> PredictRequest:
+        if len(set(self.X_pred_columns)) != len(self.X_pred_columns):
+            duplicates = sorted(
+                {c for c in self.X_pred_columns if self.X_pred_columns.count(c) > 1}
+            )
+            raise ValueError(f"X_pred_columns has duplicate names: {duplicates}")
+        width = len(self.X_pred_columns)
+        for index, row in enumerate(self.X_pred_rows):
+            if len(row) != width:
+                raise ValueError(
+                    f"X_pred_rows[{index}] has {len(row)} values but X_pred_columns names "
+                    f"{width} columns"
+                )
+        return self
+
+    def matrix(self, columns: list[str]) -> np.ndarray:
+        """The rows as a float64 array with its columns in ``columns``' order.
+
+        Raises :class:`~chimera_nb.wire.encoding.BodyError` (HTTP 422) naming the columns
+        that are missing or unexpected; the order of the request's columns does not matter.
+        """
+        missing = [column for column in columns if column not in self.X_pred_columns]
+        extra = [column for column in self.X_pred_columns if column not in columns]
+        if missing or extra:
+            raise BodyError(
+                "X_pred_columns",
+                f"must name the training columns {columns}; missing {missing}, unexpected {extra}",
+            )
+        order = [self.X_pred_columns.index(column) for column in columns]
+        return np.asarray(self.X_pred_rows, dtype=np.float64)[:, order]
+
+
+class PredictResponse(BaseModel):
+    """``y_pred_rows`` holds one prediction per row.
+
+    A classification *worker* answers with class probabilities (one row of
+    ``len(classes)`` numbers per sample); a *master* answers with predicted labels and adds
+    the averaged probabilities as ``y_proba_rows``.
+    """
+
+    y_pred_rows: list[Label | list[float]]
+    classes: list[Label] | None = None
+    y_proba_rows: list[list[float]] | None = None
+    answered: list[str] | None = None
+    failed: dict[str, str] | None = None
+
+
+# -- masters ----------------------------------------------------------------------------------
+
+
+class FitResponse(BaseModel):
+    """A master's answer to ``fit``: the seed's ``"ok"``, and who took part."""
+
+    fit: Literal["ok"] = "ok"
+    answered: list[str]
+    failed: dict[str, str]
+    n_rounds: int | None = None
+    converged: bool | None = None
+    loss: float | None = None
