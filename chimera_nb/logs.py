@@ -1,0 +1,133 @@
+"""The seed's two log files, and a reader that turns the time log into a DataFrame.
+
+* ``chimera_status.log``: timestamped events and errors (a fit started, round 7 lost
+  worker2, ...), written through the ``chimera_status`` logger.
+* ``chimera_time.log``: one line per call a master made to a worker endpoint, written through
+  the ``chimera_time`` logger as ``key=value`` pairs that :func:`read_time_log` parses::
+
+      2026-11-21T22:41:03.123 worker=worker1 endpoint=/v1/chimera/sgd/fit-step latency_ms=1.204 status=200 round=7 attempt=1
+
+  ``status`` is the HTTP status code, or what went wrong when there was none (``timeout``,
+  ``refused``, ``disconnected``, ``error``).
+
+Files are attached to a directory with :func:`attach_log_files` (a cluster attaches its run
+directory; :func:`chimera_nb.run` attaches the project directory).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = [
+    "STATUS_LOG",
+    "TIME_LOG",
+    "attach_log_files",
+    "log_worker_call",
+    "read_time_log",
+    "status_logger",
+    "time_logger",
+]
+
+STATUS_LOG = "chimera_status.log"
+TIME_LOG = "chimera_time.log"
+
+status_logger = logging.getLogger("chimera_status")
+time_logger = logging.getLogger("chimera_time")
+for _logger in (status_logger, time_logger):
+    _logger.setLevel(logging.INFO)
+    _logger.propagate = False  # the kit's logs go to their files, not to the notebook
+
+_FORMATTER = logging.Formatter(
+    "%(asctime)s.%(msecs)03d %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S"
+)
+_attached: dict[Path, tuple[int, list[logging.Handler]]] = {}
+_lock = threading.Lock()
+
+
+def attach_log_files(directory: str | Path) -> Callable[[], None]:
+    """Write both logs into ``directory`` until the returned function is called.
+
+    Attaching the same directory twice shares its files (they are reference-counted), so a
+    cluster and a project run in the same folder do not write every line twice.
+    """
+    directory = Path(directory).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    with _lock:
+        count, handlers = _attached.get(directory, (0, []))
+        if count == 0:
+            handlers = []
+            for logger, filename in ((status_logger, STATUS_LOG), (time_logger, TIME_LOG)):
+                handler = logging.FileHandler(directory / filename, encoding="utf-8")
+                handler.setFormatter(_FORMATTER)
+                logger.addHandler(handler)
+                handlers.append(handler)
+        _attached[directory] = (count + 1, handlers)
+
+    def detach() -> None:
+        with _lock:
+            count, handlers = _attached.get(directory, (0, []))
+            if count == 0:
+                return
+            if count > 1:
+                _attached[directory] = (count - 1, handlers)
+                return
+            del _attached[directory]
+            for logger, handler in zip((status_logger, time_logger), handlers):
+                logger.removeHandler(handler)
+                handler.close()
+
+    return detach
+
+
+def log_worker_call(
+    worker: str,
+    endpoint: str,
+    latency_ms: float,
+    status: int | str,
+    round_number: int | None = None,
+    attempt: int = 1,
+) -> None:
+    """One line of ``chimera_time.log``."""
+    if time_logger.handlers:  # formatting costs time on the hot path; skip it when unused
+        time_logger.info(
+            "worker=%s endpoint=%s latency_ms=%.3f status=%s round=%s attempt=%d",
+            worker,
+            endpoint,
+            latency_ms,
+            status,
+            "-" if round_number is None else round_number,
+            attempt,
+        )
+
+
+def read_time_log(path: str | Path) -> pd.DataFrame:
+    """Read ``chimera_time.log`` (or the directory holding it) into a DataFrame.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``time`` (datetime64), ``worker``, ``endpoint``, ``latency_ms`` (float),
+        ``status`` (str), ``round`` (nullable int) and ``attempt`` (int); one row per call.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / TIME_LOG
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        timestamp, _level, *pairs = line.split(" ")
+        row: dict[str, str] = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+        row["time"] = timestamp
+        rows.append(row)
+    columns = ["time", "worker", "endpoint", "latency_ms", "status", "round", "attempt"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["time"] = pd.to_datetime(frame["time"])
+    frame["latency_ms"] = frame["latency_ms"].astype(float)
+    frame["round"] = pd.to_numeric(frame["round"].replace("-", None)).astype("Int64")
+    frame["attempt"] = frame["attempt"].astype(int)
+    frame["status"] = frame["status"].astype(str)
+    return frame

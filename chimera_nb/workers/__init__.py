@@ -1,0 +1,14 @@
+"""The workers: FastAPI apps that hold a shard of the data and answer a master.
+
+* :class:`SGDWorker` computes gradients for a parameter server (data parallelism);
+* :class:`RegressionWorker` and :class:`ClassificationWorker` fit a scikit-learn estimator
+  for bagging (model and hybrid parallelism).
+
+Any of them serves with ``worker.serve()``, as in the seed.
+"""
+
+from .bagging import ClassificationWorker, RegressionWorker
+from .base import Worker
+from .sgd import SGDWorker
+
+__all__ = ["ClassificationWorker", "RegressionWorker", "SGDWorker", "Worker"]

@@ -1,0 +1,129 @@
+"""What every worker shares: its training shard, its FastAPI app and how it serves.
+
+A worker object is a *description* (its constructor arguments, and optionally the data it
+should hold); nothing runs until :meth:`Worker.serve` is called in the worker's own process,
+which loads the shard, builds the app and serves it. That is why a worker can be pickled
+to a new process (the process backend), or built by a seed-style script in a container.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from fastapi import FastAPI
+
+from ..wire import HealthResponse, paths
+from ..wire.server import install_error_handlers, run_server
+from .launch import current_context
+
+__all__ = ["TrainingData", "Worker"]
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """A worker's shard as plain arrays, with the names the seed's JSON needs.
+
+    Plain numpy (not pandas) so that an SGD worker can be unpickled and served without
+    importing pandas or scikit-learn: that keeps worker start-up in the tens of milliseconds.
+    """
+
+    columns: list[str]
+    X: np.ndarray  # (n_samples, n_features), float64
+    y: np.ndarray  # (n_samples,), numbers or labels
+    target_name: str = "y"
+
+    @classmethod
+    def of(cls, X: Any, y: Any) -> TrainingData:
+        """From arrays, or from a DataFrame and a Series (which keep their names).
+
+        Arrays get the column names ``x0, x1, ...``; the target keeps its name or is ``"y"``.
+        """
+        columns = getattr(X, "columns", None)
+        array = np.asarray(X, dtype=np.float64)
+        array = array.reshape(len(array), -1)
+        names = (
+            [str(c) for c in columns]
+            if columns is not None
+            else [f"x{j}" for j in range(array.shape[1])]
+        )
+        target = np.ravel(np.asarray(y))
+        if len(array) != len(target):
+            raise ValueError(f"X has {len(array)} rows but y has {len(target)}")
+        target_name = getattr(y, "name", None)
+        return cls(names, array, target, "y" if target_name is None else str(target_name))
+
+
+class Worker:
+    """Base class of the kit's workers.
+
+    Subclasses add their endpoints in :meth:`_add_routes`. After :meth:`serve` has loaded
+    the shard, ``name_``, ``columns_``, ``X_`` (float64 array) and ``y_`` hold it.
+    """
+
+    role: ClassVar[str] = "Worker"
+    _data: TrainingData | None = None
+
+    def with_data(self, X: Any, y: Any) -> Worker:
+        """A copy of this worker that will serve ``X`` and ``y`` as its shard, instead of
+        reading ``chimera_train_data/<name>/``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like or Series of shape (n_samples,)
+        """
+        worker = copy.copy(self)
+        worker._data = TrainingData.of(X, y)
+        return worker
+
+    # -- in the worker's own process ------------------------------------------------------
+
+    def load(self, name: str, data: TrainingData) -> Worker:
+        """Hold the shard ``data`` under ``name`` (called by :meth:`serve`; tests may call it)."""
+        self.name_ = name
+        self.columns_ = data.columns
+        self.X_ = data.X
+        self.y_ = data.y
+        self.target_name_ = data.target_name
+        return self
+
+    def build_app(self) -> FastAPI:
+        """The worker's FastAPI app: ``GET /health`` plus the subclass's endpoints."""
+        app = FastAPI(title=f"chimera-nb {self.role} {self.name_}")
+        install_error_handlers(app)
+
+        @app.get(paths.HEALTH, response_model=HealthResponse)
+        async def health() -> HealthResponse:
+            return HealthResponse(role=self.role, name=self.name_, n_samples=len(self.X_))
+
+        self._add_routes(app)
+        return app
+
+    def _add_routes(self, app: FastAPI) -> None:
+        raise NotImplementedError
+
+    def serve(self) -> None:
+        """Load the shard and serve until stopped, as the seed's ``worker.serve()``.
+
+        Who this worker is and where it listens come from
+        :func:`chimera_nb.workers.launch.current_context`.
+        """
+        context = current_context()
+        if self._data is not None:
+            data = self._data
+        else:
+            from ..project import load_training_data  # only seed-style workers read CSV files
+
+            data = TrainingData.of(*load_training_data(context.data_dir))
+        self.load(context.name, data)
+        run_server(self.build_app(), sock=context.sock, host=context.host, port=context.port)
+
+    def __repr__(self) -> str:
+        rows = f", {len(self._data.X)} rows" if self._data is not None else ""
+        return f"{type(self).__name__}({self._repr_arguments()}{rows})"
+
+    def _repr_arguments(self) -> str:
+        return ""

@@ -1,0 +1,171 @@
+"""The SGD worker of data parallelism: it holds a shard and computes gradients on it."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request, Response
+
+from .._exceptions import ConfigurationError
+from .._types import ModelType
+from ..algorithms import ColumnStatistics, loss_for, n_outputs
+from ..wire import (
+    DataSampleResponse,
+    FitStep,
+    FitStepRequest,
+    FitStepResult,
+    StatisticsResponse,
+    is_binary,
+    paths,
+)
+from ..wire.encoding import BodyError
+from .base import TrainingData, Worker
+
+__all__ = ["SGDWorker"]
+
+_SAMPLE_ROWS = 5
+
+# The fit-step route reads its raw body (JSON or a binary frame), so FastAPI cannot infer
+# the schema; publish it for /docs by hand.
+_FIT_STEP_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": FitStepRequest.model_json_schema()},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+class SGDWorker(Worker):
+    """A worker for parameter-server training of linear models.
+
+    It answers ``POST /v1/chimera/sgd/fit-step`` with the **true gradient of its shard** at the
+    weights it is sent (not a model delta), the number of samples it averaged and the loss
+    there; the master aggregates and updates. It never keeps model state between rounds,
+    so a restarted worker rejoins at the next round.
+
+    Parameters
+    ----------
+    model_type : {"regressor", "classifier"}
+        Squared loss for a regressor; logistic loss for two classes, softmax for more.
+    **kwargs
+        The seed's scikit-learn SGD options (``eta0``, ``max_iter``...) are accepted so that
+        seed scripts run, and ignored with a warning: here the master owns the learning
+        rate and the rounds (``ParameterServerMaster(learning_rate=..., max_iter=...)``).
+
+    Examples
+    --------
+    >>> from chimera_nb import SGDWorker
+    >>> SGDWorker("regressor")
+    SGDWorker('regressor')
+    """
+
+    role = "SGDWorker"
+
+    def __init__(self, model_type: ModelType = "regressor", **kwargs: Any) -> None:
+        if model_type not in ("regressor", "classifier"):
+            raise ConfigurationError(
+                f"SGDWorker's model_type must be 'regressor' or 'classifier', got {model_type!r}"
+            )
+        if kwargs:
+            warnings.warn(
+                f"SGDWorker ignores {sorted(kwargs)}: in chimera-nb the master owns the learning "
+                "rate and the rounds; set them on ParameterServerMaster(learning_rate=..., "
+                "max_iter=...).",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.model_type = model_type
+        self.kwargs = kwargs
+
+    def _repr_arguments(self) -> str:
+        return repr(self.model_type)
+
+    def load(self, name: str, data: TrainingData) -> SGDWorker:
+        super().load(name, data)
+        if self.model_type == "regressor":
+            self.y_ = self.y_.astype(np.float64)
+        self._class_index: tuple[tuple, np.ndarray] | None = None
+        return self
+
+    # -- the arithmetic, one small method per question --------------------------------------
+
+    def statistics(self) -> StatisticsResponse:
+        """Column statistics for global standardization, and the classes held here."""
+        features = ColumnStatistics.of(self.X_)
+        answer = StatisticsResponse(
+            columns=self.columns_,
+            n_samples=len(self.X_),
+            feature_sum=features.sum.tolist(),
+            feature_m2=features.m2.tolist(),
+        )
+        if self.model_type == "regressor":
+            target = ColumnStatistics.of(self.y_)
+            answer.target_sum, answer.target_m2 = float(target.sum[0]), float(target.m2[0])
+        else:
+            answer.classes = np.unique(self.y_).tolist()
+        return answer
+
+    def _class_indices(self, classes: list | None) -> tuple[int, np.ndarray]:
+        """The number of classes and each row's class index in the master's class order."""
+        classes = classes if classes is not None else np.unique(self.y_).tolist()
+        key = tuple(classes)
+        if self._class_index is None or self._class_index[0] != key:
+            position = {label: index for index, label in enumerate(classes)}
+            unknown = sorted({str(label) for label in self.y_ if label not in position})
+            if unknown:
+                raise BodyError("classes", f"does not contain labels {unknown} found in this shard")
+            self._class_index = (key, np.array([position[label] for label in self.y_]))
+        return len(classes), self._class_index[1]
+
+    def fit_step(self, step: FitStep) -> FitStepResult:
+        """Mean loss and gradient of the shard (or of a mini-batch of it) at ``step``'s weights."""
+        if self.model_type == "regressor":
+            n_classes, targets = 0, self.y_
+        else:
+            n_classes, targets = self._class_indices(step.classes)
+        expected = (n_outputs(self.model_type, n_classes), self.X_.shape[1])
+        if step.weights.shape != expected:
+            raise BodyError(
+                "weights",
+                f"has shape {step.weights.shape} (from len(bias) = {len(step.bias)}) "
+                f"but this shard needs {expected}: (outputs, features {self.columns_})",
+            )
+        X = self.X_
+        if step.batch_size is not None and step.batch_size < len(X):
+            rows = np.random.default_rng(step.seed).choice(len(X), step.batch_size, replace=False)
+            X, targets = X[rows], targets[rows]
+        loss, weights_gradient, bias_gradient = loss_for(self.model_type, n_classes)(
+            step.weights, step.bias, X, targets
+        )
+        return FitStepResult(weights_gradient, bias_gradient, len(X), loss)
+
+    # -- the endpoints ----------------------------------------------------------------------
+
+    def _add_routes(self, app: FastAPI) -> None:
+        @app.get(paths.SGD_REQUEST_DATA_SAMPLE, response_model=DataSampleResponse)
+        async def request_data_sample() -> DataSampleResponse:
+            rows = slice(0, _SAMPLE_ROWS)
+            return DataSampleResponse(
+                X_train_sample_columns=self.columns_,
+                X_train_sample_rows=self.X_[rows].tolist(),
+                y_train_sample_columns=[self.target_name_],
+                y_train_sample_rows=[[label] for label in self.y_[rows].tolist()],
+            )
+
+        @app.get(paths.SGD_STATISTICS, response_model=StatisticsResponse)
+        async def statistics() -> StatisticsResponse:
+            return self.statistics()
+
+        @app.post(paths.SGD_FIT_STEP, openapi_extra=_FIT_STEP_BODY)
+        async def fit_step(request: Request) -> Response:
+            # Async and inline: a linear gradient takes microseconds to milliseconds, less
+            # than a hop to a thread pool would.
+            binary = is_binary(request.headers)
+            step = FitStep.decode(await request.body(), request.headers, binary)
+            body, headers = self.fit_step(step).encode("binary" if binary else "json")
+            return Response(body, headers=headers)

@@ -1,0 +1,118 @@
+"""Bagging workers' endpoints, called directly on real worker processes: the seed's shapes,
+and clear 4xx answers to bad input, after which the worker keeps serving."""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
+
+from chimera_nb import ClassificationWorker, ConfigurationError, LocalCluster
+from chimera_nb.wire import paths
+from tests.helpers import post_json
+
+
+@pytest.fixture(scope="module")
+def iris_worker():
+    """One classification worker on iris, and its URL."""
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    worker = ClassificationWorker(DecisionTreeClassifier(max_depth=3), bootstrap=True)
+    with LocalCluster([worker.with_data(X, y)]) as cluster:
+        yield cluster.endpoints["worker1"], list(X.columns)
+
+
+def test_predict_before_fit_is_a_409_that_says_what_to_call(iris_worker):
+    # Prepare
+    url, columns = iris_worker
+    # Execute
+    answer = httpx.post(
+        url + paths.MODEL_PREDICT, json={"X_pred_columns": columns, "X_pred_rows": [[1, 2, 3, 4]]}
+    )
+    # Assert
+    assert answer.status_code == 409
+    assert paths.MODEL_FIT in answer.json()["detail"]
+
+
+def test_fit_then_predict_returns_probabilities_of_every_class(iris_worker):
+    # Prepare
+    url, columns = iris_worker
+    # Execute
+    fitted = httpx.post(url + paths.MODEL_FIT, json={"random_state": 7}).json()
+    answer = httpx.post(
+        url + paths.MODEL_PREDICT,
+        json={"X_pred_columns": columns[::-1], "X_pred_rows": [[0.2, 1.4, 3.5, 5.1]]},
+    )
+    # Assert
+    assert fitted == {
+        "fit": "ok",
+        "n_samples": 150,
+        "columns": columns,
+        "random_state": 7,
+        "classes": [0, 1, 2],
+    }
+    assert answer.status_code == 200
+    assert answer.json()["classes"] == [0, 1, 2]
+    assert len(answer.json()["y_pred_rows"][0]) == 3
+    assert math.isclose(sum(answer.json()["y_pred_rows"][0]), 1.0)
+
+
+def test_fit_accepts_the_seed_empty_body(iris_worker):
+    url, _ = iris_worker
+    answer = httpx.post(url + paths.MODEL_FIT)
+    assert answer.status_code == 200 and answer.json()["fit"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"X_pred_columns": ["sepal length (cm)"], "X_pred_rows": [[1.0]]}, "missing"),
+        ({"X_pred_columns": "EXTRA", "X_pred_rows": [[1.0, 2, 3, 4, 5]]}, "unexpected ['extra']"),
+        (
+            {"X_pred_columns": "ALL", "X_pred_rows": [[1.0, float("nan"), 3, 4]]},
+            "X_pred_rows[0][1]",
+        ),
+        ({"X_pred_columns": "ALL", "X_pred_rows": [[1.0, "abc", 3, 4]]}, "X_pred_rows[0][1]"),
+        (
+            {"X_pred_columns": "ALL", "X_pred_rows": [[1.0, 2.0, 3.0]]},
+            "X_pred_rows[0] has 3 values",
+        ),
+        ({"X_pred_columns": "ALL", "X_pred_rows": [1.0, 2.0, 3.0, 4.0]}, "X_pred_rows[0]"),
+        ({"X_pred_columns": "ALL"}, "X_pred_rows: Field required"),
+        ({"X_pred_columns": "ALL", "X_pred_rows": [[1, 2, 3, 4]], "typo": 1}, "typo"),
+    ],
+)
+def test_bad_predict_bodies_get_422_naming_the_problem_and_the_worker_keeps_serving(
+    iris_worker, body, named
+):
+    # Prepare
+    url, columns = iris_worker
+    httpx.post(url + paths.MODEL_FIT)
+    if body["X_pred_columns"] == "ALL":
+        body["X_pred_columns"] = columns
+    elif body["X_pred_columns"] == "EXTRA":
+        body["X_pred_columns"] = [*columns, "extra"]
+    # Execute
+    answer = post_json(url + paths.MODEL_PREDICT, body)
+    # Assert
+    assert answer.status_code == 422
+    assert named in answer.json()["detail"]
+    assert httpx.get(url + paths.HEALTH).status_code == 200
+
+
+def test_a_body_that_is_not_json_gets_422(iris_worker):
+    url, _ = iris_worker
+    answer = httpx.post(
+        url + paths.MODEL_PREDICT,
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 422
+
+
+def test_a_classifier_without_predict_proba_is_refused_with_the_fix():
+    with pytest.raises(ConfigurationError, match="probability=True"):
+        ClassificationWorker(SVC())
