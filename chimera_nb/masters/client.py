@@ -1,0 +1,250 @@
+"""The one seam between a master and its workers.
+
+:class:`WorkerClient` has a method per worker endpoint (``fit_step``, ``statistics``,
+``model_fit``...), applies the timeout and retries of ``CHIMERA_WORKERS_ENDPOINTS_TIMEOUT``
+and ``..._MAX_RETRIES`` to every call, writes one ``chimera_time.log`` line per attempt, and
+turns every way a call can go wrong into a :class:`~chimera_nb.WorkerError` whose message
+says what happened ("timed out after 2 s", "connection refused").
+
+:meth:`WorkerClient.broadcast` sends one call to many workers at once and returns *who
+answered and who failed* as data (a :class:`Broadcast`), never an exception: whether a
+partial round is good enough is the master's decision (its quorum).
+
+One ``httpx.AsyncClient`` is opened per master action and reused for every call of it, so a
+1,000-round fit keeps one keep-alive connection per worker. Its transport is aiohttp's
+(``httpx-aiohttp``): httpx's API, with about half the client CPU per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+from pydantic import BaseModel, ValidationError
+
+from .._exceptions import WorkerError
+from .._types import Endpoints
+from ..logs import log_worker_call
+from ..wire import (
+    DataSampleResponse,
+    Encoding,
+    FitStep,
+    FitStepResult,
+    HealthResponse,
+    ModelFitRequest,
+    ModelFitResponse,
+    PredictRequest,
+    PredictResponse,
+    StatisticsResponse,
+    paths,
+)
+from ..wire.encoding import BodyError
+
+__all__ = ["Broadcast", "WorkerClient"]
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class Broadcast(Generic[T]):
+    """What came back from one call sent to several workers."""
+
+    results: dict[str, T] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # worker -> why
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def answered(self) -> list[str]:
+        return list(self.results)
+
+
+class _Pending(Generic[T]):
+    """Calls in flight to several workers (flowchart: broadcast); ``await wait()`` collects
+    them (flowchart: wait for reply, timeout or retries)."""
+
+    def __init__(self, tasks: dict[str, asyncio.Task]) -> None:
+        self._tasks = tasks
+
+    async def wait(self) -> Broadcast[T]:
+        outcome: Broadcast[T] = Broadcast()
+        await asyncio.wait(self._tasks.values())
+        for name, task in self._tasks.items():
+            error = task.exception()
+            if error is None:
+                outcome.results[name], outcome.latency_ms[name] = task.result()
+            else:
+                outcome.failed[name] = str(error)
+        return outcome
+
+
+def _describe(error: Exception, timeout: float) -> tuple[str, str]:
+    """(reason for a person, status word for the time log) of a failed call."""
+    if isinstance(error, (asyncio.TimeoutError, httpx.TimeoutException)) and not isinstance(
+        error, httpx.ConnectTimeout
+    ):
+        return f"timed out after {timeout:g} s", "timeout"
+    text = f"{error} {error.__cause__ or ''}"
+    if "Connect call failed" in text or "refused" in text.lower():
+        return "connection refused", "refused"
+    if "disconnect" in text.lower() or isinstance(error, httpx.RemoteProtocolError):
+        return "disconnected before answering", "disconnected"
+    if isinstance(error, httpx.ConnectTimeout):  # aiohttp maps a dropped connection here too
+        return f"connection lost ({error})", "disconnected"
+    return f"{type(error).__name__}: {error}", "error"
+
+
+class WorkerClient:
+    """Calls the workers of ``endpoints`` (name -> base URL).
+
+    Parameters
+    ----------
+    endpoints : mapping of str to str
+    timeout : float
+        Seconds one attempt may take, connection included.
+    max_retries : int
+        Further attempts after a timeout, a lost connection or a 5xx answer (a 4xx answer
+        is the request's fault and is not retried).
+    encoding : {"json", "binary"}
+        How fit-step vectors travel (see :mod:`chimera_nb.wire.encoding`).
+    """
+
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        *,
+        timeout: float = 100.0,
+        max_retries: int = 0,
+        encoding: Encoding = "json",
+    ) -> None:
+        self.endpoints = dict(endpoints)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.encoding = encoding
+        self._http: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> WorkerClient:
+        self._http = httpx.AsyncClient(
+            transport=AiohttpTransport(limits=httpx.Limits(keepalive_expiry=300)),
+            timeout=httpx.Timeout(self.timeout),
+            trust_env=False,  # workers are reached directly, never through a proxy
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    # -- one call, with timeout, retries and the time log -----------------------------------
+
+    async def _call(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        parse: Callable[[httpx.Response], T],
+        *,
+        round_number: int | None = None,
+        **request: Any,
+    ) -> tuple[T, float]:
+        """Returns the parsed answer and the latency of the successful attempt in ms."""
+        assert self._http is not None, "use WorkerClient inside 'async with'"
+        url = self.endpoints[name] + path
+        reason = ""
+        for attempt in range(1, self.max_retries + 2):
+            started = time.perf_counter()
+            try:
+                response = await asyncio.wait_for(
+                    self._http.request(method, url, **request), self.timeout
+                )
+            except (httpx.HTTPError, asyncio.TimeoutError, OSError) as error:
+                reason, status = _describe(error, self.timeout)
+                log_worker_call(
+                    name, path, (time.perf_counter() - started) * 1e3, status, round_number, attempt
+                )
+            else:
+                latency_ms = (time.perf_counter() - started) * 1e3
+                log_worker_call(name, path, latency_ms, response.status_code, round_number, attempt)
+                if response.is_success:
+                    try:
+                        return parse(response), latency_ms
+                    except (ValidationError, BodyError, ValueError) as error:
+                        raise WorkerError(
+                            f"answered {path} with an unreadable body: {error}"
+                        ) from None
+                reason = f"answered HTTP {response.status_code}: {_detail(response)}"
+                if response.status_code < 500:
+                    break
+            if attempt <= self.max_retries:
+                await asyncio.sleep(min(0.05 * 2 ** (attempt - 1), 1.0))
+        attempts = f" (after {attempt} attempts)" if attempt > 1 else ""
+        raise WorkerError(reason + attempts)
+
+    def broadcast(
+        self, names: Iterable[str], call: Callable[[str], Awaitable[tuple[T, float]]]
+    ) -> _Pending[T]:
+        """Start ``call(name)`` for every worker at once; ``await (...).wait()`` for the outcome."""
+        return _Pending({name: asyncio.ensure_future(call(name)) for name in names})
+
+    # -- the endpoints ----------------------------------------------------------------------
+
+    async def health(self, name: str) -> tuple[HealthResponse, float]:
+        return await self._call(name, "GET", paths.HEALTH, _model(HealthResponse))
+
+    async def request_data_sample(self, name: str) -> tuple[DataSampleResponse, float]:
+        return await self._call(
+            name, "GET", paths.SGD_REQUEST_DATA_SAMPLE, _model(DataSampleResponse)
+        )
+
+    async def statistics(self, name: str) -> tuple[StatisticsResponse, float]:
+        return await self._call(name, "GET", paths.SGD_STATISTICS, _model(StatisticsResponse))
+
+    async def fit_step(
+        self, name: str, step: FitStep, round_number: int | None = None
+    ) -> tuple[FitStepResult, float]:
+        body, headers = step.encode(self.encoding)
+        return await self._call(
+            name,
+            "POST",
+            paths.SGD_FIT_STEP,
+            lambda response: FitStepResult.decode(response.content, response.headers),
+            round_number=round_number,
+            content=body,
+            headers=headers,
+        )
+
+    async def model_fit(
+        self, name: str, random_state: int | None
+    ) -> tuple[ModelFitResponse, float]:
+        return await self._call(
+            name,
+            "POST",
+            paths.MODEL_FIT,
+            _model(ModelFitResponse),
+            json=ModelFitRequest(random_state=random_state).model_dump(),
+        )
+
+    async def model_predict(
+        self, name: str, request: PredictRequest
+    ) -> tuple[PredictResponse, float]:
+        return await self._call(
+            name, "POST", paths.MODEL_PREDICT, _model(PredictResponse), json=request.model_dump()
+        )
+
+
+def _model(model: type[M]) -> Callable[[httpx.Response], M]:
+    return lambda response: model.model_validate_json(response.content)
+
+
+def _detail(response: httpx.Response) -> str:
+    """The ``detail`` of an error body, else its first 200 characters."""
+    try:
+        return str(response.json()["detail"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200] or response.reason_phrase

@@ -1,0 +1,246 @@
+"""ParameterServerMaster against real SGD worker processes, each result checked against its
+central twin: the same data through the same algorithm in one process."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.metrics import r2_score
+from sklearn.model_selection import train_test_split
+
+from chimera_nb import (
+    ConfigurationError,
+    LocalCluster,
+    NotFittedError,
+    ParameterServerMaster,
+    QuorumError,
+    SGDWorker,
+)
+from chimera_nb.algorithms import (
+    ColumnStatistics,
+    Standardizer,
+    gradient_descent,
+    loss_for,
+    n_outputs,
+)
+from chimera_nb.logs import STATUS_LOG
+from chimera_nb.wire import paths
+
+
+@pytest.fixture(scope="module")
+def wine_cluster(wine_quality):
+    """Three SGD workers on unequal shards (50/30/20 %) of wine quality."""
+    X, y = wine_quality
+    with LocalCluster.from_shards(
+        SGDWorker("regressor"), X, y, n_workers=3, proportions=[0.5, 0.3, 0.2], name="wine"
+    ) as cluster:
+        yield cluster
+
+
+def central_gradient_descent(X, y, model_type, max_iter, learning_rate, classes=None):
+    """The central twin: standardize with global statistics, then full-batch GD."""
+    X = np.asarray(X, dtype=float)
+    if model_type == "regressor":
+        standardizer = Standardizer.from_statistics(ColumnStatistics.of(X), ColumnStatistics.of(y))
+        targets, n_classes = standardizer.transform_target(np.asarray(y, dtype=float)), 0
+    else:
+        standardizer = Standardizer.from_statistics(ColumnStatistics.of(X))
+        targets = np.searchsorted(classes, y)
+        n_classes = len(classes)
+    result = gradient_descent(
+        standardizer.transform(X),
+        targets,
+        loss_for(model_type, n_classes),
+        n_outputs(model_type, n_classes),
+        schedule=learning_rate,
+        max_iter=max_iter,
+        tol=0.0,
+    )
+    return standardizer.weights_to_raw(result.weights, result.bias), result.losses
+
+
+def test_fit_matches_central_gradient_descent_on_unequal_shards(wine_cluster, wine_quality):
+    # Prepare
+    X, y = wine_quality
+    (expected_weights, expected_bias), expected_losses = central_gradient_descent(
+        X, y, "regressor", max_iter=60, learning_rate=0.1
+    )
+    master = ParameterServerMaster("regressor", learning_rate=0.1, max_iter=60, tol=0.0)
+    # Execute
+    master.fit(wine_cluster)
+    # Assert
+    relative = np.max(np.abs(master.coef_ - expected_weights[0])) / np.max(np.abs(expected_weights))
+    assert relative < 1e-8
+    assert master.intercept_ == pytest.approx(expected_bias, rel=1e-8)
+    assert master.loss_curve_ == pytest.approx(expected_losses, rel=1e-8)
+    assert master.n_iter_ == 60 and len(master.history_) == 61
+
+
+def test_binary_payloads_give_the_same_weights_as_json(wine_cluster):
+    # Prepare
+    json_master = ParameterServerMaster("regressor", max_iter=20, tol=0.0)
+    binary_master = ParameterServerMaster("regressor", max_iter=20, tol=0.0, encoding="binary")
+    # Execute
+    json_master.fit(wine_cluster)
+    binary_master.fit(wine_cluster)
+    # Assert
+    np.testing.assert_array_equal(binary_master.coef_, json_master.coef_)
+
+
+def test_default_settings_reach_linear_regression_r2_on_raw_wine_quality(
+    wine_cluster, wine_quality
+):
+    # Prepare
+    X, y = wine_quality
+    expected = r2_score(y, LinearRegression().fit(X, y).predict(X))
+    # Execute
+    master = ParameterServerMaster("regressor").fit(wine_cluster)
+    actual = r2_score(y, master.predict(X))
+    # Assert
+    assert actual == pytest.approx(expected, abs=0.01)
+    assert master.history_[-1].answered == ["worker1", "worker2", "worker3"]
+
+
+def test_softmax_on_digits_reaches_logistic_regression_accuracy():
+    # Prepare
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+    expected = LogisticRegression(max_iter=2000).fit(X_train, y_train).score(X_test, y_test)
+    master = ParameterServerMaster("classifier", learning_rate=0.5, max_iter=300)
+    # Execute
+    with LocalCluster.from_shards(
+        SGDWorker("classifier"), X_train, y_train, n_workers=3, method="random", random_state=0
+    ) as cluster:
+        master.fit(cluster)
+    actual = np.mean(master.predict(X_test).astype(int) == y_test)
+    # Assert
+    assert master.classes_ == list(range(10))
+    assert master.coef_.shape == (10, 64)
+    assert actual >= expected - 0.02
+    np.testing.assert_allclose(master.predict_proba(X_test[:5]).sum(axis=1), 1.0)
+
+
+def test_binary_classification_matches_central_logistic_gradient_descent():
+    # Prepare
+    X, y = load_digits(n_class=2, return_X_y=True)
+    (expected_weights, _), _ = central_gradient_descent(X, y, "classifier", 30, 0.3, classes=[0, 1])
+    master = ParameterServerMaster("classifier", learning_rate=0.3, max_iter=30, tol=0.0)
+    # Execute
+    with LocalCluster.from_shards(
+        SGDWorker("classifier"), X, y, n_workers=2, proportions=[0.7, 0.3]
+    ) as cluster:
+        master.fit(cluster)
+    # Assert
+    assert master.coef_.shape == (1, 64)
+    np.testing.assert_allclose(master.coef_, expected_weights, rtol=1e-8, atol=1e-12)
+
+
+def test_mini_batches_replay_with_the_same_random_state(wine_cluster):
+    # Prepare
+    first = ParameterServerMaster("regressor", batch_size=64, max_iter=10, tol=0, random_state=3)
+    second = ParameterServerMaster("regressor", batch_size=64, max_iter=10, tol=0, random_state=3)
+    third = ParameterServerMaster("regressor", batch_size=64, max_iter=10, tol=0, random_state=4)
+    # Execute
+    for master in (first, second, third):
+        master.fit(wine_cluster)
+    # Assert
+    np.testing.assert_array_equal(first.coef_, second.coef_)
+    assert not np.array_equal(first.coef_, third.coef_)
+    assert first.history_[0].n_samples == {"worker1": 64, "worker2": 64, "worker3": 64}
+
+
+def test_fit_completes_without_a_worker_killed_mid_fit_and_names_it(wine_quality, tmp_path):
+    # Prepare
+    X, y = wine_quality
+    master = ParameterServerMaster("regressor", max_iter=30, tol=0.0)
+    with LocalCluster.from_shards(
+        SGDWorker("regressor"), X, y, n_workers=3, run_dir=tmp_path
+    ) as cluster:
+        master.events.subscribe(
+            lambda event: (
+                cluster.kill("worker2") if (event.step, event.round_number) == ("D", 10) else None
+            )
+        )
+        # Execute
+        master.fit(cluster)
+    # Assert
+    assert master.history_[8].answered == ["worker1", "worker2", "worker3"]
+    assert master.history_[-1].answered == ["worker1", "worker3"]
+    assert "worker2" in master.history_[9].failed
+    assert "worker2" in (tmp_path / STATUS_LOG).read_text()
+    assert len(master.history_) == 31
+
+
+def test_quorum_all_fails_clearly_when_a_worker_is_killed(wine_quality):
+    # Prepare
+    X, y = wine_quality
+    master = ParameterServerMaster("regressor", max_iter=30, quorum="all")
+    with LocalCluster.from_shards(SGDWorker("regressor"), X, y, n_workers=3) as cluster:
+        master.events.subscribe(
+            lambda event: (
+                cluster.kill("worker3") if (event.step, event.round_number) == ("D", 5) else None
+            )
+        )
+        # Execute
+        with pytest.raises(QuorumError) as raised:
+            master.fit(cluster)
+    # Assert
+    assert "round 5 reached 2 of 3 workers" in str(raised.value)
+    assert "worker3" in raised.value.failed
+    assert raised.value.answered == ["worker1", "worker2"]
+
+
+def test_rest_fit_and_predict_answer_the_seed_json_shapes(wine_cluster, wine_quality, serve_master):
+    # Prepare
+    X, _ = wine_quality
+    master = ParameterServerMaster("regressor", max_iter=50)
+    body = {"X_pred_columns": list(X.columns), "X_pred_rows": X.iloc[:4].to_numpy().tolist()}
+    with serve_master(master, wine_cluster) as server:
+        # Execute
+        fitted = httpx.post(server.url + paths.PARAMETER_SERVER_FIT, timeout=60)
+        predicted = httpx.post(server.url + paths.PARAMETER_SERVER_PREDICT, json=body)
+    # Assert
+    assert fitted.status_code == 200
+    assert fitted.json()["fit"] == "ok"
+    assert fitted.json()["answered"] == ["worker1", "worker2", "worker3"]
+    assert predicted.status_code == 200
+    assert predicted.json()["y_pred_rows"] == pytest.approx(master.predict(X.iloc[:4]).tolist())
+
+
+def test_rest_predict_before_fit_is_a_409_that_says_to_fit(wine_cluster, serve_master):
+    # Prepare
+    body = {"X_pred_columns": ["a"], "X_pred_rows": [[1.0]]}
+    with serve_master(ParameterServerMaster(), wine_cluster) as server:
+        # Execute
+        answer = httpx.post(server.url + paths.PARAMETER_SERVER_PREDICT, json=body)
+    # Assert
+    assert answer.status_code == 409
+    assert "fit" in answer.json()["detail"]
+
+
+def test_predict_before_fit_raises_not_fitted_error():
+    with pytest.raises(NotFittedError, match="call fit"):
+        ParameterServerMaster().predict([[1.0, 2.0]])
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [
+        ("learning_rate", 0),
+        ("max_iter", -1),
+        ("model_type", "ranker"),
+        ("encoding", "xml"),
+        ("quorum", 0),
+        ("batch_size", 0),
+        ("learning_rate_schedule", "adaptive"),
+    ],
+)
+def test_invalid_arguments_are_refused_before_any_worker_is_called(argument, value):
+    # Prepare
+    master = ParameterServerMaster(**{argument: value})
+    # Execute / Assert
+    with pytest.raises(ConfigurationError, match=argument):
+        master.fit({"nobody": "http://127.0.0.1:9"})
