@@ -1,0 +1,91 @@
+"""chimera-nb: a Jupyter-first teaching kit for distributed machine learning.
+
+Masters coordinate workers over REST at the paths of the Chimera framework: a
+:class:`ParameterServerMaster` trains linear models with :class:`SGDWorker` s (data
+parallelism); an :class:`AggregationMaster` bags scikit-learn estimators on
+:class:`RegressionWorker` s or :class:`ClassificationWorker` s (model and hybrid
+parallelism). Workers run as local processes (:class:`LocalCluster`) or, for a seed-style
+project, through :func:`run`.
+
+>>> from chimera_nb import LocalCluster, ParameterServerMaster, SGDWorker  # doctest: +SKIP
+>>> with LocalCluster.from_shards(SGDWorker("regressor"), X, y, n_workers=3) as cluster:  # doctest: +SKIP
+...     master = ParameterServerMaster("regressor").fit(cluster)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._exceptions import (
+    ChimeraError,
+    ClusterError,
+    ConfigurationError,
+    DatasetError,
+    NotFittedError,
+    QuorumError,
+    WorkerError,
+)
+
+if TYPE_CHECKING:
+    from .cluster import LocalCluster, WorkerState
+    from .config import ChimeraSettings, load_settings
+    from .logs import read_time_log
+    from .masters import AggregationMaster, EventBus, ParameterServerMaster, StepEvent
+    from .run import run
+    from .workers import ClassificationWorker, RegressionWorker, SGDWorker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AggregationMaster",
+    "ChimeraError",
+    "ChimeraSettings",
+    "ClassificationWorker",
+    "ClusterError",
+    "ConfigurationError",
+    "DatasetError",
+    "EventBus",
+    "LocalCluster",
+    "NotFittedError",
+    "ParameterServerMaster",
+    "QuorumError",
+    "RegressionWorker",
+    "SGDWorker",
+    "StepEvent",
+    "WorkerError",
+    "WorkerState",
+    "load_settings",
+    "read_time_log",
+    "run",
+]
+
+# Public names are imported on first use (PEP 562): the worker fork server imports this
+# package too, and should not pay for the masters' HTTP client or the CLI it never uses.
+_LAZY = {
+    "AggregationMaster": ".masters",
+    "ChimeraSettings": ".config",
+    "ClassificationWorker": ".workers",
+    "EventBus": ".masters",
+    "LocalCluster": ".cluster",
+    "ParameterServerMaster": ".masters",
+    "RegressionWorker": ".workers",
+    "SGDWorker": ".workers",
+    "StepEvent": ".masters",
+    "WorkerState": ".cluster",
+    "load_settings": ".config",
+    "read_time_log": ".logs",
+    "run": ".run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,94 @@
+"""``chimera_nb.run(master, port)``: the seed's workflow, unchanged for the student.
+
+In the current directory::
+
+    master.py                       sets CHIMERA_* variables, calls run(...)
+    chimera_workers/<name>.py       builds a worker, calls worker.serve()
+    chimera_train_data/<name>/      X_train.csv and y_train.csv
+
+``run`` checks the variables and the project first (every problem in one error, before
+anything starts), starts one worker per name with the backend that ``CHIMERA_BACKEND`` names
+(``process``, the default, on this machine), writes ``chimera_status.log`` and
+``chimera_time.log`` in the directory, and serves the master on ``port`` until Ctrl-C.
+Workers stop with it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from ._exceptions import ConfigurationError
+from .config import ChimeraSettings, load_settings
+from .logs import attach_log_files, status_logger
+from .masters.base import Master
+from .project import SeedProject
+
+__all__ = ["run"]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The master's listening socket, bound first so that a busy port fails before any
+    worker starts."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise ConfigurationError(
+            f"the master cannot listen on {host}:{port} ({error.strerror}); pick another port "
+            "in run(master, port) or stop what uses it"
+        ) from None
+    sock.listen(128)
+    return sock
+
+
+def _cluster(settings: ChimeraSettings, project: SeedProject, run_dir: Path):
+    """The cluster of the backend ``CHIMERA_BACKEND`` names."""
+    if settings.BACKEND != "process":
+        raise ConfigurationError(
+            f"CHIMERA_BACKEND={settings.BACKEND!r} is not available in this version of "
+            "chimera-nb; use 'process' (local worker processes)"
+        )
+    from .cluster import LocalCluster
+
+    names = list(project.names)
+    return LocalCluster(
+        {name: project.worker_script(name) for name in names},
+        name=project.root.name or "chimera",
+        host=settings.WORKERS_HOST,
+        ports=settings.mapped_ports,
+        data_dirs={name: project.data_dir(name) for name in names},
+        cwd=project.root,
+        run_dir=run_dir,
+    )
+
+
+def run(master: Master, port: int = 8080, *, directory: str | os.PathLike | None = None) -> None:
+    """Start the workers of the seed project in ``directory`` (default: the current one) and
+    serve ``master`` on ``port`` until interrupted, as the seed's ``chimera.run``.
+
+    Raises
+    ------
+    ConfigurationError
+        A ``CHIMERA_*`` variable, a project file or the port is wrong; nothing was started.
+    """
+    root = Path(directory or os.getcwd()).resolve()
+    settings = load_settings()
+    project = SeedProject.discover(root, settings.WORKERS_NODES_NAMES)
+    sock = _bind(settings.MASTER_HOST, port)
+    detach = attach_log_files(root)
+    try:
+        with _cluster(settings, project, root / ".chimera") as cluster:
+            status_logger.info("workers up: %s", cluster.endpoints)
+            print(
+                f"chimera-nb: {len(cluster.endpoints)} workers up; {master.role} on "
+                f"http://{settings.MASTER_HOST}:{port} (Ctrl-C stops everything)",
+                flush=True,
+            )
+            master.serve(cluster, sock=sock)
+    finally:
+        sock.close()
+        detach()
