@@ -22,6 +22,9 @@ import numpy as np
 
 from chimera_nb import LocalCluster, ParameterServerMaster, SGDWorker
 
+#: Rounds per cell, by number of features (fewer where one round is long).
+ROUNDS = {10: 200, 1_000: 100, 100_000: 10}
+
 ECHO_SERVER = """
 import socket, sys, threading
 listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen()
@@ -94,43 +97,29 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds per cell")
     args = parser.parse_args()
     scale = 0.25 if args.quick else 1.0
-    rounds = {10: 200, 1_000: 100, 100_000: 10}
     rng = np.random.default_rng(0)
     print(
         f"{'workers':>7} {'d':>8} {'floor ms':>9} {'json ms':>9} {'binary ms':>10} "
         f"{'json/floor':>10} {'binary/floor':>12} {'json/binary':>11}"
     )
-    for n_features, base_rounds in rounds.items():
+    for n_features, base_rounds in ROUNDS.items():
         n_rounds = max(3, int(base_rounds * scale))
         X = rng.normal(size=(50, n_features))
         y = X[:, 0] + rng.normal(size=50)
         for n_workers in (1, 2, 4):
-            shards = [(X, y)] * n_workers
-            with LocalCluster(
-                [SGDWorker("regressor").with_data(*s) for s in shards], name="bench"
-            ) as cluster:
-                timings = {
-                    encoding: seconds_per_round(
-                        cluster,
-                        encoding,
-                        max(
-                            3, n_rounds // (10 if encoding == "json" and n_features > 10_000 else 1)
-                        ),
-                    )
+            workers = [SGDWorker("regressor").with_data(X, y) for _ in range(n_workers)]
+            with LocalCluster(workers, name="bench") as cluster:
+                milliseconds = {
+                    encoding: 1e3 * seconds_per_round(cluster, encoding, n_rounds)
                     for encoding in ("json", "binary")
                 }
-            floor = loopback_floor(n_workers, 8 * (n_features + 1), n_rounds)
-            json_ms, binary_ms, floor_ms = (
-                1e3 * timings["json"],
-                1e3 * timings["binary"],
-                1e3 * floor,
-            )
+            floor = 1e3 * loopback_floor(n_workers, 8 * (n_features + 1), n_rounds)
+            json, binary = milliseconds["json"], milliseconds["binary"]
             print(
-                f"{n_workers:>7} {n_features:>8,} {floor_ms:>9.3f} {json_ms:>9.2f} {binary_ms:>10.2f} "
-                f"{json_ms / floor_ms:>10.1f} {binary_ms / floor_ms:>12.1f} {json_ms / binary_ms:>11.1f}",
+                f"{n_workers:>7} {n_features:>8,} {floor:>9.3f} {json:>9.2f} {binary:>10.2f} "
+                f"{json / floor:>10.1f} {binary / floor:>12.1f} {json / binary:>11.1f}",
                 flush=True,
             )
-
 
 if __name__ == "__main__":
     main()

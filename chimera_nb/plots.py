@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 __all__ = ["plot_latency", "plot_latency_over_rounds", "plot_loss"]
 
@@ -46,6 +47,16 @@ def plot_loss(
     return figure
 
 
+# Log-scale ticks as plain milliseconds ("3", "10", "200"), not "3x10^0".
+_MILLISECONDS = FuncFormatter(lambda value, _position: f"{value:g}")
+
+
+def _log_ms_axis(axes) -> None:
+    axes.set_yscale("log")
+    axes.yaxis.set_major_formatter(_MILLISECONDS)
+    axes.yaxis.set_minor_formatter(_MILLISECONDS)
+
+
 def _calls(time_log: pd.DataFrame, endpoint: str | None) -> pd.DataFrame:
     calls = time_log if endpoint is None else time_log[time_log["endpoint"].str.endswith(endpoint)]
     return calls[calls["status"] == "200"]
@@ -63,7 +74,8 @@ def plot_latency(time_log: pd.DataFrame, *, endpoint: str | None = "fit-step") -
         tick_labels=workers,
         showfliers=False,
     )
-    axes.set(yscale="log", ylabel=f"{endpoint or 'call'} latency, ms", title="Per-worker latency")
+    _log_ms_axis(axes)
+    axes.set(ylabel=f"{endpoint or 'call'} latency, ms", title="Per-worker latency")
     return figure
 
 
@@ -77,6 +89,7 @@ def plot_latency_over_rounds(
     for worker, rows in calls.groupby("worker"):
         per_round = rows.groupby("round")["latency_ms"].max()
         axes.plot(per_round.index.astype(int), per_round.to_numpy(), lw=1, label=worker)
-    axes.set(yscale="log", xlabel="round", ylabel="latency, ms", title="Latency over rounds")
+    _log_ms_axis(axes)
+    axes.set(xlabel="round", ylabel="latency, ms", title="Latency over rounds")
     axes.legend(ncols=2, fontsize=8)
     return figure
