@@ -23,7 +23,6 @@ import itertools
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import sys
@@ -47,20 +46,19 @@ from ._launcher import (
     exec_worker,
     log_tail,
     pickle_target,
-    pid_exists,
     runs_root,
 )
+from ._options import check_ports, checked_target, named_targets, per_worker
+from ._sweep import sweep_once, sweep_stale_workers
 from ._zygote import ZYGOTE
 from .states import ClusterState, WorkerState
 
 __all__ = ["LocalCluster", "shutdown_launcher", "start_launcher", "sweep_stale_workers"]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _PROBE_TIMEOUT = 1.0  # seconds for one GET /health
 _STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL
 _run_numbers = itertools.count(1)
 _running: dict[str, LocalCluster] = {}  # by name: a re-run notebook cell replaces its cluster
-_swept = False
 
 
 @dataclass
@@ -141,14 +139,14 @@ class LocalCluster:
             if run_dir is not None
             else (runs_root() / f"{folder_name}-{os.getpid()}-{next(_run_numbers)}")
         )
-        targets = _named_targets(workers)
-        fixed_ports = _per_worker(ports, list(targets), "ports", 0)
-        _check_ports(fixed_ports)
-        folders = _per_worker(data_dirs, list(targets), "data_dirs", None)
+        targets = named_targets(workers)
+        fixed_ports = per_worker(ports, list(targets), "ports", 0)
+        check_ports(fixed_ports)
+        folders = per_worker(data_dirs, list(targets), "data_dirs", None)
         self._workers = {
             worker: _Worker(
                 worker,
-                _checked_target(worker, target, self._cwd),
+                checked_target(worker, target, self._cwd),
                 fixed_ports[worker],
                 self._cwd / (folders[worker] or Path("chimera_train_data", worker)),
                 self._run_dir / f"{worker}.log",
@@ -178,7 +176,7 @@ class LocalCluster:
         previous = _running.get(self.name)
         if previous is not None and previous is not self:
             previous.close()
-        _sweep_once()
+        sweep_once()
         sockets = self._bind_all(workers)
         self._run_dir.mkdir(parents=True, exist_ok=True)
         self._state = ClusterState.RUNNING
@@ -562,136 +560,3 @@ def _fork_server_available() -> bool:
             "CHIMERA_LAUNCHER=zygote needs Linux; unset it to start workers another way."
         )
     return can_fork and choice != "exec"
-
-
-# --- checking what the user gave ------------------------------------------------------
-
-
-def _check_name(name: object) -> None:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigurationError(
-            "A worker name must be 1-63 letters, digits, '_' or '-', starting with a letter "
-            f"or digit (it names the worker's log file and data folder), got {name!r}."
-        )
-
-
-def _named_targets(workers: Any) -> dict[str, Any]:
-    if isinstance(workers, Mapping):
-        targets = dict(workers)
-    elif isinstance(workers, Sequence) and not isinstance(workers, (str, bytes)):
-        targets = {f"worker{k}": target for k, target in enumerate(workers, start=1)}
-    else:
-        raise ConfigurationError(
-            "workers must be a list of workers or a mapping name -> worker, got "
-            f"{type(workers).__name__}; for one worker, write [worker]."
-        )
-    if not targets:
-        raise ConfigurationError("workers is empty; a cluster needs at least one worker.")
-    for name in targets:
-        _check_name(name)
-    return targets
-
-
-def _checked_target(name: str, target: Any, cwd: Path) -> Any:
-    if isinstance(target, (str, os.PathLike)):
-        script = Path(target) if Path(target).is_absolute() else cwd / target
-        if not script.is_file():
-            raise ConfigurationError(f"Worker {name!r}: there is no worker script {script}.")
-        return script
-    if not callable(getattr(target, "serve", None)):
-        raise ConfigurationError(
-            f"Worker {name!r} is a {type(target).__name__}, which has no serve() method. "
-            f"Pass a worker such as SGDWorker(), or the path of a worker script."
-        )
-    return target
-
-
-def _per_worker(value: Any, names: list[str], what: str, default: Any) -> dict[str, Any]:
-    """One value per worker, from a mapping (missing names get ``default``) or a list."""
-    if value is None:
-        return dict.fromkeys(names, default)
-    if isinstance(value, Mapping):
-        unknown = sorted(set(value) - set(names))
-        if unknown:
-            raise ConfigurationError(
-                f"{what} names {unknown}, which are not workers of this cluster ({names})."
-            )
-        return {name: value.get(name, default) for name in names}
-    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        if len(value) != len(names):
-            raise ConfigurationError(
-                f"{what} has {len(value)} entries for {len(names)} workers; give one per "
-                f"worker, or a mapping name -> value."
-            )
-        return dict(zip(names, value))
-    raise ConfigurationError(
-        f"{what} must be a list (one per worker) or a mapping name -> value, "
-        f"got {type(value).__name__}."
-    )
-
-
-def _check_ports(ports: dict[str, Any]) -> None:
-    for name, port in ports.items():
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ConfigurationError(
-                f"The port for worker {name!r} must be an integer from 0 (any free port) to "
-                f"65535, got {port!r}."
-            )
-    fixed = [port for port in ports.values() if port]
-    if len(fixed) != len(set(fixed)):
-        raise ConfigurationError(f"Two workers cannot share a port: ports={ports}.")
-
-
-# --- leftovers of dead sessions -------------------------------------------------------
-
-
-def sweep_stale_workers(root: str | os.PathLike | None = None) -> list[int]:
-    """Kill workers left behind by dead sessions, and remove their run directories.
-
-    Reads every ``<root>/*/workers.json`` whose owner process is gone. A pid is killed only
-    if it still runs a chimera-nb launcher for that very owner (checked in ``/proc``, so
-    never on a recycled pid; on systems without ``/proc`` nothing is killed, and the
-    workers' own watchdogs are relied on). Returns the pids that were killed.
-    """
-    root = Path(root) if root is not None else runs_root()
-    killed = []
-    for folder in root.glob("*-*-*"):  # <cluster>-<owner pid>-<n>, from a failed start
-        owner = folder.name.rsplit("-", 2)[1]
-        stale = owner.isdigit() and not pid_exists(int(owner))
-        if stale and folder.is_dir() and not (folder / "workers.json").exists():
-            shutil.rmtree(folder, ignore_errors=True)
-    for manifest_path in root.glob("*/workers.json"):
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            owner = int(manifest["owner_pid"])
-            if pid_exists(owner):
-                continue
-            for pid in [manifest.get("zygote_pid")] + [w["pid"] for w in manifest["workers"]]:
-                if pid and _launched_for(int(pid), owner):
-                    os.kill(int(pid), signal.SIGKILL)
-                    killed.append(int(pid))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # unreadable, or someone else's: leave it alone
-        shutil.rmtree(manifest_path.parent, ignore_errors=True)
-    for zygote_log in root.glob("zygote-*.log"):
-        owner = zygote_log.stem.partition("-")[2]
-        if owner.isdigit() and not pid_exists(int(owner)):
-            zygote_log.unlink(missing_ok=True)
-    return killed
-
-
-def _launched_for(pid: int, owner: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            arguments = cmdline.read().split(b"\0")
-    except OSError:
-        return False
-    marked = any(b"chimera_nb.cluster._" in argument for argument in arguments)
-    return marked and b"--owner" in arguments and str(owner).encode() in arguments
-
-
-def _sweep_once() -> None:
-    global _swept
-    if not _swept:
-        _swept = True
-        sweep_stale_workers()

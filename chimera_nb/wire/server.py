@@ -43,21 +43,16 @@ def _jsonable(errors: list[dict]) -> list[dict]:
 def install_error_handlers(app: FastAPI) -> None:
     """Answer a bad body with 422 and ``{"detail": "<field>: <problem>", "errors": [...]}``."""
 
-    @app.exception_handler(RequestValidationError)
-    async def _request_validation(request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _validation(
+        request: Request, error: RequestValidationError | ValidationError
+    ) -> JSONResponse:
         errors = list(error.errors())
-        return JSONResponse(
-            {"detail": describe_validation_errors(errors), "errors": _jsonable(errors)},
-            status_code=422,
-        )
+        body = {"detail": describe_validation_errors(errors), "errors": _jsonable(errors)}
+        return JSONResponse(body, status_code=422)
 
-    @app.exception_handler(ValidationError)
-    async def _validation(request: Request, error: ValidationError) -> JSONResponse:
-        errors = list(error.errors())
-        return JSONResponse(
-            {"detail": describe_validation_errors(errors), "errors": _jsonable(errors)},
-            status_code=422,
-        )
+    # FastAPI raises the first for request bodies; the second comes from our own models.
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(ValidationError, _validation)
 
     @app.exception_handler(BodyError)
     async def _body(request: Request, error: BodyError) -> JSONResponse:

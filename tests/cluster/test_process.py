@@ -467,7 +467,7 @@ def test_a_cluster_that_was_not_started_says_so():
 @pytest.mark.parametrize(
     ("workers", "options", "expected"),
     [
-        ({"bad name!": HealthWorker()}, {}, "A worker name must be 1-63 letters"),
+        ({"bad name!": HealthWorker()}, {}, "Worker name .bad name!. contains"),
         ([], {}, "workers is empty"),
         (HealthWorker(), {}, "for one worker, write \\[worker\\]"),
         ([object()], {}, "has no serve\\(\\) method"),

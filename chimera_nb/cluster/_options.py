@@ -1,0 +1,82 @@
+"""Checking what a user hands :class:`~chimera_nb.cluster.LocalCluster`: worker names and
+targets, and per-worker options given as a list or a mapping. Every mistake is a
+:class:`~chimera_nb.ConfigurationError` raised before anything starts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .._exceptions import ConfigurationError
+from ..config import validate_worker_name
+
+__all__ = ["check_ports", "checked_target", "named_targets", "per_worker"]
+
+
+def named_targets(workers: Any) -> dict[str, Any]:
+    if isinstance(workers, Mapping):
+        targets = dict(workers)
+    elif isinstance(workers, Sequence) and not isinstance(workers, (str, bytes)):
+        targets = {f"worker{k}": target for k, target in enumerate(workers, start=1)}
+    else:
+        raise ConfigurationError(
+            "workers must be a list of workers or a mapping name -> worker, got "
+            f"{type(workers).__name__}; for one worker, write [worker]."
+        )
+    if not targets:
+        raise ConfigurationError("workers is empty; a cluster needs at least one worker.")
+    for name in targets:
+        validate_worker_name(name)
+    return targets
+
+
+def checked_target(name: str, target: Any, cwd: Path) -> Any:
+    if isinstance(target, (str, os.PathLike)):
+        script = Path(target) if Path(target).is_absolute() else cwd / target
+        if not script.is_file():
+            raise ConfigurationError(f"Worker {name!r}: there is no worker script {script}.")
+        return script
+    if not callable(getattr(target, "serve", None)):
+        raise ConfigurationError(
+            f"Worker {name!r} is a {type(target).__name__}, which has no serve() method. "
+            f"Pass a worker such as SGDWorker(), or the path of a worker script."
+        )
+    return target
+
+
+def per_worker(value: Any, names: list[str], what: str, default: Any) -> dict[str, Any]:
+    """One value per worker, from a mapping (missing names get ``default``) or a list."""
+    if value is None:
+        return dict.fromkeys(names, default)
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ConfigurationError(
+                f"{what} names {unknown}, which are not workers of this cluster ({names})."
+            )
+        return {name: value.get(name, default) for name in names}
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        if len(value) != len(names):
+            raise ConfigurationError(
+                f"{what} has {len(value)} entries for {len(names)} workers; give one per "
+                f"worker, or a mapping name -> value."
+            )
+        return dict(zip(names, value))
+    raise ConfigurationError(
+        f"{what} must be a list (one per worker) or a mapping name -> value, "
+        f"got {type(value).__name__}."
+    )
+
+
+def check_ports(ports: dict[str, Any]) -> None:
+    for name, port in ports.items():
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ConfigurationError(
+                f"The port for worker {name!r} must be an integer from 0 (any free port) to "
+                f"65535, got {port!r}."
+            )
+    fixed = [port for port in ports.values() if port]
+    if len(fixed) != len(set(fixed)):
+        raise ConfigurationError(f"Two workers cannot share a port: ports={ports}.")
