@@ -40,6 +40,7 @@ from .._exceptions import ClusterError, ConfigurationError
 from .._types import WorkerURL
 from ..algorithms.sharding import split
 from ..logs import attach_log_files
+from ..wire import paths
 from ._launcher import (
     LaunchRequest,
     WorkerProcess,
@@ -73,6 +74,7 @@ class _Worker:
     state: WorkerState = WorkerState.STOPPED
     process: WorkerProcess | None = None
     request: LaunchRequest | None = None  # built by start(), reused by restart()
+    delay: float = 0.0  # seconds injected with slow(); a restart clears it
 
 
 class LocalCluster:
@@ -257,7 +259,10 @@ class LocalCluster:
             with _health_client() as client, ThreadPoolExecutor(len(workers)) as pool:
                 answers = list(pool.map(lambda worker: self._probe(client, worker), workers))
             for worker, answered in zip(workers, answers):
-                worker.state = WorkerState.UP if answered else WorkerState.FAILED
+                if not answered:
+                    worker.state = WorkerState.FAILED
+                else:
+                    worker.state = WorkerState.SLOW if worker.delay else WorkerState.UP
         return {worker.name: worker.state for worker in workers}
 
     def __repr__(self) -> str:
@@ -284,11 +289,24 @@ class LocalCluster:
         if sig in ending and worker.process.wait(_STOP_GRACE):
             worker.state = WorkerState.FAILED
 
+    def slow(self, name: str, seconds: float) -> None:
+        """Make one worker a straggler: it answers every training call ``seconds`` later
+        (0 makes it normal again). It then shows SLOW in :meth:`status`."""
+        self._require(ClusterState.RUNNING, "slow down a worker")
+        worker = self._worker(name)
+        with _health_client() as client:
+            answer = client.post(self._url(worker) + paths.FAULTS_DELAY, json={"seconds": seconds})
+        if answer.status_code != 200:
+            raise ConfigurationError(f"Worker {name!r} refused the delay: {answer.text}")
+        worker.delay = seconds
+        worker.state = WorkerState.SLOW if seconds else WorkerState.UP
+
     def restart(self, name: str) -> None:
         """Stop the worker if it still runs, then start the same target on the same port,
         and wait until it answers ``GET /health``."""
         self._require(ClusterState.RUNNING, "restart a worker")
         worker = self._worker(name)
+        worker.delay = 0.0
         self._stop([worker])
         self._launch(worker, self._bind(worker, f"Worker {name!r} was not restarted."))
         self._write_manifest()

@@ -18,7 +18,7 @@ class WorkerState(str, Enum):
     STARTING = "starting"
     #: Answered ``GET /health`` with 200.
     UP = "up"
-    #: Alive but answering late; set by masters from round latency, not by ``status()``.
+    #: Alive, but told to answer late (``LocalCluster.slow``): a straggler.
     SLOW = "slow"
     #: The process is gone, or it did not answer ``GET /health`` in time.
     FAILED = "failed"

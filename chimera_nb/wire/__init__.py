@@ -6,6 +6,7 @@ from .encoding import BINARY, JSON, BodyError, Encoding, decode_frame, encode_fr
 from .fit_step import FitStep, FitStepResult
 from .models import (
     DataSampleResponse,
+    DelayRequest,
     ErrorResponse,
     FitResponse,
     FitStepRequest,
@@ -23,6 +24,7 @@ __all__ = [
     "JSON",
     "BodyError",
     "DataSampleResponse",
+    "DelayRequest",
     "Encoding",
     "ErrorResponse",
     "FitResponse",

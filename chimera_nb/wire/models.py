@@ -24,6 +24,7 @@ from .encoding import BodyError
 
 __all__ = [
     "DataSampleResponse",
+    "DelayRequest",
     "ErrorResponse",
     "FitResponse",
     "FitStepRequest",
@@ -48,6 +49,12 @@ class HealthResponse(BaseModel):
     role: str  # "SGDWorker", "ParameterServerMaster", ...
     name: str
     n_samples: int | None = None
+
+
+class DelayRequest(_Body):
+    """Make a worker answer its training endpoints ``seconds`` later (a straggler)."""
+
+    seconds: float = Field(ge=0.0, le=60.0)
 
 
 class ErrorResponse(BaseModel):

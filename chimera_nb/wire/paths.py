@@ -16,3 +16,6 @@ MODEL_PREDICT = "/v1/chimera/model/predict"
 SGD_REQUEST_DATA_SAMPLE = "/v1/chimera/sgd/request-data-sample"
 SGD_FIT_STEP = "/v1/chimera/sgd/fit-step"
 SGD_STATISTICS = "/v1/chimera/sgd/statistics"  # not in the seed: global standardization
+
+# Teaching faults (not in the seed): make a worker a straggler
+FAULTS_DELAY = "/v1/chimera/faults/delay"

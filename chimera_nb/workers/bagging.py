@@ -7,6 +7,8 @@ worker it is *hybrid parallelism*. The master averages the members' predictions.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from fastapi import Body, FastAPI, HTTPException
 
@@ -77,10 +79,12 @@ class _BaggingWorker(Worker):
         # that /health still answers meanwhile.
         @app.post(paths.MODEL_FIT, response_model=ModelFitResponse)
         def model_fit(body: ModelFitRequest | None = Body(default=None)) -> ModelFitResponse:
+            time.sleep(self.delay_)  # a straggler, if one was asked for
             return self.fit(body.random_state if body else None)
 
         @app.post(paths.MODEL_PREDICT, response_model=PredictResponse)
         def model_predict(body: PredictRequest) -> PredictResponse:
+            time.sleep(self.delay_)
             if not hasattr(self, "estimator_"):
                 raise HTTPException(
                     409, f"{self.name_} is not fitted yet: POST {paths.MODEL_FIT} first"

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 from fastapi import FastAPI
 
-from ..wire import HealthResponse, paths
+from ..wire import DelayRequest, HealthResponse, paths
 from ..wire.server import install_error_handlers, run_server
 from .launch import current_context
 
@@ -88,6 +88,7 @@ class Worker:
         self.X_ = data.X
         self.y_ = data.y
         self.target_name_ = data.target_name
+        self.delay_ = 0.0  # seconds added before each training answer (a teaching fault)
         return self
 
     def build_app(self) -> FastAPI:
@@ -98,6 +99,11 @@ class Worker:
         @app.get(paths.HEALTH, response_model=HealthResponse)
         async def health() -> HealthResponse:
             return HealthResponse(role=self.role, name=self.name_, n_samples=len(self.X_))
+
+        @app.post(paths.FAULTS_DELAY)
+        async def delay(body: DelayRequest) -> dict[str, float]:
+            self.delay_ = body.seconds
+            return {"seconds": self.delay_}
 
         self._add_routes(app)
         return app

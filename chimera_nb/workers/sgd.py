@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from typing import Any
 
@@ -165,6 +166,8 @@ class SGDWorker(Worker):
         async def fit_step(request: Request) -> Response:
             # Async and inline: a linear gradient takes microseconds to milliseconds, less
             # than a hop to a thread pool would.
+            if self.delay_:
+                await asyncio.sleep(self.delay_)  # a straggler, made on purpose
             binary = is_binary(request.headers)
             step = FitStep.decode(await request.body(), request.headers, binary)
             body, headers = self.fit_step(step).encode("binary" if binary else "json")

@@ -548,3 +548,30 @@ def test_sweep_kills_workers_of_dead_owners_and_removes_their_run_dirs(tmp_path)
     assert not (tmp_path / "old-run").exists()
     assert not (tmp_path / f"lab-{dead.pid}-1").exists()
     assert (tmp_path / f"lab-{os.getpid()}-1").exists()
+
+
+def test_a_slowed_worker_shows_slow_and_its_latency_in_the_time_log(tmp_path):
+    # Prepare
+    import numpy as np
+
+    from chimera_nb import ParameterServerMaster, SGDWorker
+    from chimera_nb.logs import read_time_log
+
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    master = ParameterServerMaster("regressor", max_iter=3, tol=0.0)
+    with LocalCluster.from_shards(
+        SGDWorker("regressor"), X, X[:, 0], n_workers=2, run_dir=tmp_path
+    ) as cluster:
+        # Execute
+        cluster.slow("worker2", 0.2)
+        states = cluster.status()
+        master.fit(cluster)
+        cluster.restart("worker2")
+        after_restart = cluster.status()
+    # Assert
+    calls = read_time_log(tmp_path)
+    fit_steps = calls[calls["endpoint"].str.endswith("fit-step")]
+    slow = fit_steps.groupby("worker")["latency_ms"].min()
+    assert states == {"worker1": WorkerState.UP, "worker2": WorkerState.SLOW}
+    assert slow["worker2"] >= 200 > slow["worker1"]
+    assert after_restart["worker2"] is WorkerState.UP
