@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .config import ChimeraSettings, load_settings
     from .logs import read_time_log
     from .masters import AggregationMaster, EventBus, ParameterServerMaster, StepEvent
+    from .notebook import Lab
     from .run import run
     from .workers import ClassificationWorker, RegressionWorker, SGDWorker
 
@@ -46,6 +47,7 @@ __all__ = [
     "ConfigurationError",
     "DatasetError",
     "EventBus",
+    "Lab",
     "LocalCluster",
     "NotFittedError",
     "ParameterServerMaster",
@@ -67,6 +69,7 @@ _LAZY = {
     "ChimeraSettings": ".config",
     "ClassificationWorker": ".workers",
     "EventBus": ".masters",
+    "Lab": ".notebook",
     "LocalCluster": ".cluster",
     "ParameterServerMaster": ".masters",
     "RegressionWorker": ".workers",

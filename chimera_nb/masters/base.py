@@ -160,6 +160,11 @@ class Master:
 
     # -- blocking API for scripts and notebooks ---------------------------------------------
 
+    def stop(self) -> None:
+        """Ask a running fit to finish after the current round, keeping the model so far
+        (a notebook's stop button). Safe to call from any thread."""
+        self._stop_requested = True
+
     def fit(self, workers: Any):
         """Fit on ``workers`` (a cluster, or a mapping of name to URL) and return ``self``.
 

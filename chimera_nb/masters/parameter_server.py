@@ -195,6 +195,7 @@ class ParameterServerMaster(Master):
                 self.loss_curve_[-1],
             )
         finally:
+            self._stop_requested = False  # a stop() ends one fit, not the next
             self.events.publish(FIT, "M")
         return self
 
@@ -219,7 +220,7 @@ class ParameterServerMaster(Master):
                 round_number, weights_gradient, bias_gradient
             )  # J
             self._record_round(round_number, replies, loss, update)
-            if converged or round_number > self.max_iter:
+            if converged or round_number > self.max_iter or self.__dict__.get("_stop_requested"):
                 self.converged_ = converged
                 return
             self.events.publish(FIT, "K", round_number)
