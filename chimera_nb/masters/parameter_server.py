@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,6 +27,25 @@ from .client import Broadcast, WorkerClient, _Pending
 from .events import PARAMETER_SERVER_FIT, PARAMETER_SERVER_PREDICT
 
 __all__ = ["ParameterServerMaster"]
+
+
+class ShardGradient(NamedTuple):
+    """One worker's answer, converted to standardized units (flowchart step H)."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    n_samples: int
+    loss: float
+
+
+class ProposedUpdate(NamedTuple):
+    """The step a round's gradient proposes (flowchart step J), taken in step K."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    norm: float
+    learning_rate: float
+
 
 FIT = PARAMETER_SERVER_FIT.machine
 PREDICT = PARAMETER_SERVER_PREDICT.machine
@@ -312,24 +331,18 @@ class ParameterServerMaster(Master):
             np.random.SeedSequence([self.worker_seeds_[name], round_number]).generate_state(1)[0]
         )
 
-    def _gather_gradients(self, replies: Broadcast) -> list:
-        """Step H: the answers of the workers that replied, with gradients in standardized units."""
+    def _gather_gradients(self, replies: Broadcast) -> list[ShardGradient]:
+        """Step H: the answers of the workers that replied, in standardized units."""
         gathered = []
         for result in replies.results.values():
-            weights_gradient, bias_gradient = self.standardizer_.gradient_from_raw(
+            weights, bias = self.standardizer_.gradient_from_raw(
                 result.weights_gradient, result.bias_gradient
             )
-            gathered.append(
-                (
-                    weights_gradient,
-                    bias_gradient,
-                    result.n_samples,
-                    self.standardizer_.loss_from_raw(result.loss),
-                )
-            )
+            loss = self.standardizer_.loss_from_raw(result.loss)
+            gathered.append(ShardGradient(weights, bias, result.n_samples, loss))
         return gathered
 
-    def _aggregate(self, gathered: list) -> tuple[np.ndarray, np.ndarray, float]:
+    def _aggregate(self, gathered: list[ShardGradient]) -> tuple[np.ndarray, np.ndarray, float]:
         """Step I: one gradient and one loss from many (weighted by samples), plus the L2 term."""
         weights_gradients, bias_gradients, n_samples, losses = zip(*gathered)
         aggregator = self.aggregator or WeightedMean()
@@ -345,20 +358,24 @@ class ParameterServerMaster(Master):
             )
         return weights_gradient + penalty_gradient, bias_gradient, loss
 
-    def _check_convergence(self, round_number: int, weights_gradient, bias_gradient):
+    def _check_convergence(
+        self, round_number: int, weights_gradient: np.ndarray, bias_gradient: np.ndarray
+    ) -> tuple[bool, ProposedUpdate]:
         """Step J: the update this gradient proposes, and whether it is below ``tol``."""
         learning_rate = self._schedule(round_number)
         new_weights, new_bias, norm = update_step(
             self._weights, self._bias, weights_gradient, bias_gradient, learning_rate
         )
-        return norm < self.tol, (new_weights, new_bias, norm, learning_rate)
+        return norm < self.tol, ProposedUpdate(new_weights, new_bias, norm, learning_rate)
 
-    def _update_model(self, update) -> None:
+    def _update_model(self, update: ProposedUpdate) -> None:
         """Step K: take the step."""
-        self._weights, self._bias = update[0], update[1]
+        self._weights, self._bias = update.weights, update.bias
         self.n_iter_ += 1
 
-    def _record_round(self, round_number: int, replies: Broadcast, loss: float, update) -> None:
+    def _record_round(
+        self, round_number: int, replies: Broadcast, loss: float, update: ProposedUpdate
+    ) -> None:
         self.history_.append(
             RoundRecord(
                 round_number,
@@ -367,8 +384,8 @@ class ParameterServerMaster(Master):
                 dict(replies.latency_ms),
                 {name: result.n_samples for name, result in replies.results.items()},
                 loss,
-                learning_rate=update[3],
-                update_norm=update[2],
+                learning_rate=update.learning_rate,
+                update_norm=update.norm,
             )
         )
         self.loss_curve_.append(loss)
