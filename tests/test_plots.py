@@ -1,0 +1,190 @@
+"""The chart functions: each returns a matplotlib Figure that renders to PNG."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+import pytest
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
+
+from chimera_nb.logs import read_time_log
+from chimera_nb.masters.base import RoundRecord
+from chimera_nb.masters.events import FLOWCHARTS
+from chimera_nb.notebook.flowchart import ACTIVE_COLOR
+from chimera_nb.plots import (
+    plot_flowchart,
+    plot_latency,
+    plot_latency_over_rounds,
+    plot_loss,
+    worker_table,
+)
+
+FIT_STEP = "/v1/chimera/sgd/fit-step"
+
+
+def png(figure: Figure) -> bytes:
+    buffer = BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def time_log(tmp_path):
+    """A real ``chimera_time.log``: 3 workers, 10 rounds of fit-step, worker3 200 ms late
+    from round 6, and the calls before the rounds (no round number)."""
+    lines = []
+    for worker in ("worker1", "worker2", "worker3"):
+        lines.append(
+            f"2026-11-21T22:41:03.000 INFO worker={worker} endpoint=/v1/chimera/sgd/statistics "
+            "latency_ms=1.500 status=200 round=- attempt=1"
+        )
+    for round_number in range(1, 11):
+        for worker, latency in (("worker1", 1.2), ("worker2", 2.5), ("worker3", 3.0)):
+            if worker == "worker3" and round_number > 5:
+                latency = 203.0
+            lines.append(
+                f"2026-11-21T22:41:04.{round_number:03d} INFO worker={worker} endpoint={FIT_STEP} "
+                f"latency_ms={latency:.3f} status=200 round={round_number} attempt=1"
+            )
+    (tmp_path / "chimera_time.log").write_text("\n".join(lines) + "\n")
+    return read_time_log(tmp_path)
+
+
+def test_plot_loss_draws_the_curve_the_reference_and_the_marks():
+    # Prepare
+    losses = [1.0 / round_number for round_number in range(1, 41)]
+
+    # Execute
+    figure = plot_loss(
+        losses,
+        reference=0.02,
+        marks={22: "worker3 killed", 30: ("worker2 +200 ms", "tab:orange")},
+        n_rounds=200,
+    )
+
+    # Assert
+    axes = figure.axes[0]
+    assert axes.get_title() == "Loss per round"
+    assert (axes.get_xlabel(), axes.get_ylabel()) == ("round", "loss")
+    assert list(axes.lines[0].get_ydata()) == losses
+    assert axes.get_xlim() == (0, 200)
+    texts = {text.get_text(): to_hex(text.get_color()) for text in axes.texts}
+    assert texts == {"worker3 killed": to_hex("tab:red"), "worker2 +200 ms": to_hex("tab:orange")}
+    assert png(figure).startswith(b"\x89PNG")
+
+
+def test_plot_latency_draws_one_box_per_worker_with_their_notes(time_log):
+    # Execute
+    figure = plot_latency(time_log, notes={"worker3": "+200 ms"})
+
+    # Assert
+    axes = figure.axes[0]
+    labels = [label.get_text() for label in axes.get_xticklabels()]
+    assert labels == ["worker1", "worker2", "worker3\n(+200 ms)"]
+    assert axes.get_yscale() == "log"
+    assert axes.get_ylabel() == "fit-step latency, ms"
+    assert axes.get_title() == "Per-worker latency"
+    assert png(figure).startswith(b"\x89PNG")
+
+
+def test_plot_latency_over_rounds_shows_the_straggler_on_top(time_log):
+    # Execute
+    figure = plot_latency_over_rounds(time_log)
+
+    # Assert
+    axes = figure.axes[0]
+    lines = {line.get_label(): line for line in axes.lines}
+    assert sorted(lines) == ["worker1", "worker2", "worker3"]
+    assert list(lines["worker3"].get_xdata()) == list(range(1, 11))
+    assert max(lines["worker3"].get_ydata()) == 203.0
+    assert (axes.get_xlabel(), axes.get_title()) == ("round", "Latency over rounds")
+    assert png(figure).startswith(b"\x89PNG")
+
+
+def test_plot_latency_over_rounds_numbers_the_calls_when_there_are_no_rounds(time_log):
+    # Execute: the statistics calls are made before the rounds, as a bagging fit's are
+    figure = plot_latency_over_rounds(time_log, endpoint=("statistics", "model/fit"))
+
+    # Assert
+    axes = figure.axes[0]
+    assert (axes.get_xlabel(), axes.get_title()) == ("call", "Latency per call")
+    assert len(axes.lines) == 3
+    assert png(figure).startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("plot", [plot_latency, plot_latency_over_rounds])
+def test_latency_charts_say_so_when_no_call_was_logged_yet(time_log, plot):
+    # Execute
+    figure = plot(time_log.iloc[:0])
+
+    # Assert
+    assert [text.get_text() for text in figure.axes[0].texts] == ["no calls yet"]
+    assert png(figure).startswith(b"\x89PNG")
+
+
+def test_plot_flowchart_highlights_the_given_step():
+    # Prepare
+    chart = FLOWCHARTS["parameter-server fit"]
+
+    # Execute
+    figure = plot_flowchart(chart, active="E")
+
+    # Assert
+    boxes = {patch.get_gid(): patch for patch in figure.axes[0].patches}
+    assert sorted(boxes) == [f"step-{letter}" for letter in chart.steps]
+    colors = {gid: to_hex(patch.get_facecolor()) for gid, patch in boxes.items()}
+    assert colors.pop("step-E") == ACTIVE_COLOR
+    assert ACTIVE_COLOR not in colors.values()
+    texts = {text.get_text() for text in figure.axes[0].texts}
+    assert set(chart.steps) | set(chart.steps.values()) <= texts
+    assert {"yes", "no", "next round"} <= texts
+    assert figure.texts[0].get_text() == "parameter-server fit"
+
+
+@pytest.mark.parametrize("machine", sorted(FLOWCHARTS))
+def test_plot_flowchart_draws_every_seed_flowchart(machine):
+    # Execute
+    figure = plot_flowchart(FLOWCHARTS[machine])
+
+    # Assert: one box per step, one arrow per edge (a line and a head), nothing active
+    axes = figure.axes[0]
+    assert len(axes.patches) == len(FLOWCHARTS[machine].steps)
+    assert len(axes.texts) >= 2 * len(FLOWCHARTS[machine].steps)
+    assert png(figure).startswith(b"\x89PNG")
+
+
+def test_worker_table_counts_rounds_and_names_the_failure():
+    # Prepare: worker2 fails from round 2 on
+    history = [
+        RoundRecord(1, ["w1", "w2"], {}, {"w1": 1.0, "w2": 2.0}, {"w1": 100, "w2": 50}),
+        RoundRecord(2, ["w1"], {"w2": "refused the connection"}, {"w1": 1.5}, {"w1": 100}),
+        RoundRecord(3, ["w1"], {"w2": "refused the connection"}, {"w1": 1.25}, {"w1": 100}),
+    ]
+
+    # Execute
+    table = worker_table(history, {"w1": "slow", "w2": "failed"}, delays={"w1": 0.2})
+
+    # Assert
+    assert table.loc["w1"].to_dict() == {
+        "state": "slow",
+        "detail": "+200 ms injected",
+        "last latency, ms": 1.25,
+        "samples": 100,
+        "rounds answered": "3/3",
+    }
+    assert table.loc["w2", "detail"] == "refused the connection, round 3"
+    assert table.loc["w2", "rounds answered"] == "1/3"
+    assert table.loc["w2", "samples"] == 50
+
+
+def test_worker_table_guesses_states_from_the_last_round_without_states():
+    # Prepare
+    history = [RoundRecord(1, ["w1"], {"w2": "timeout after 2.0 s"}, {"w1": 1.0}, {"w1": 10})]
+
+    # Execute
+    table = worker_table(history)
+
+    # Assert
+    assert table["state"].to_dict() == {"w1": "up", "w2": "failed"}
+    assert table.loc["w2", "detail"] == "timeout after 2.0 s, round 1"
