@@ -1,0 +1,144 @@
+"""Every notebook in ``notebooks/`` runs top to bottom in a fresh kernel, as a student runs
+it, prints what it teaches, and leaves no process behind.
+
+The kernel imports the kit from this repository (``PYTHONPATH``), loads wine quality from the
+copy in ``../shared`` (no network), and caches it in a temporary folder. If that copy is
+missing the notebooks fall back to scikit-learn's bundled data and must still run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+from nbclient import NotebookClient
+
+from tests.conftest import REPO_ROOT, SHARED
+
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+CELL_TIMEOUT = 120  # seconds per cell
+NOTEBOOK_TIMEOUT = 240  # seconds per notebook, kernel start and shutdown included
+
+#: Text each notebook must print (stdout, or the text form of a displayed value).
+EXPECTED_OUTPUT = {
+    "01_quickstart": ["R² distributed (4 workers):", "R² scikit-learn, one machine:"],
+    "02_data_parallelism_parameter_server": [
+        "weighted mean   vs full gradient",
+        "max relative difference of the coefficients",
+        "unweighted mean: max relative difference",
+        "ms per round",
+    ],
+    "03_model_and_hybrid_parallelism_bagging": [
+        "distinct seeds: 4 of 4",
+        "same as the master's predict_proba: True",
+        "BaggingClassifier",
+    ],
+    "04_latency_logs_and_failures": [
+        "worker=worker1 endpoint=/v1/chimera/sgd/",
+        "worker3: connection",
+        "QuorumError: ",
+        "quorum='all': 101 rounds",
+    ],
+    "05_seed_style_project": [
+        "ParameterServerMaster on http://127.0.0.1:",
+        '  fit: "ok"',
+        "  y_pred_rows: [",
+        "  weights_gradients: [",
+        "master port closed: True",
+        "worker ports closed: [True, True, True]",
+    ],
+}
+
+
+#: The first cell of every notebook: installs the kit and enables widgets on Colab only.
+COLAB_SETUP_CELL = """\
+import sys
+
+if "google.colab" in sys.modules:  # Colab only: install the kit and turn on widgets
+    %pip install -q "chimera-nb @ git+https://github.com/chimera-nb/chimera-nb"
+    from google.colab import output
+    output.enable_custom_widget_manager()"""
+
+
+def test_every_notebook_has_expectations():
+    assert [path.stem for path in NOTEBOOKS] == sorted(EXPECTED_OUTPUT)
+
+
+@pytest.fixture
+def kernel_env(monkeypatch, tmp_path):
+    """What the kernel inherits: this repository's kit, and wine quality from ../shared."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT), prepend=":")
+    monkeypatch.setenv(
+        "CHIMERA_WINE_QUALITY_URL", (SHARED / "datasets" / "wine-quality").as_uri() + "/"
+    )
+    monkeypatch.setenv("CHIMERA_DATA_HOME", str(tmp_path / "data-home"))
+    monkeypatch.delenv("CHIMERA_LAUNCHER", raising=False)
+    return tmp_path
+
+
+def notebook_client(path: Path, workdir: Path) -> NotebookClient:
+    return NotebookClient(
+        nbformat.read(path, as_version=4),
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(workdir)}},  # the kernel's working directory
+    )
+
+
+def run_cells(client: NotebookClient, cells) -> None:
+    for cell in cells:
+        client.execute_cell(cell, client.nb.cells.index(cell))
+
+
+def outputs_of(cells, stream: str | None = None) -> str:
+    """The text of the cells' outputs: streams and ``text/plain`` results."""
+    texts = []
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream" and stream in (None, output.name):
+                texts.append(output.text)
+            elif stream is None and "text/plain" in output.get("data", {}):
+                texts.append(output.data["text/plain"])
+    return "\n".join(texts)
+
+
+def kernel_pid(client: NotebookClient) -> int:
+    return client.km.provisioner.process.pid
+
+
+def wait_until_gone(processes: list[psutil.Process], timeout: float = 10.0) -> list:
+    """The processes still running (zombies count as gone) after up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    alive = processes
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    return [(p.pid, p.cmdline()) for p in alive if p.is_running()]
+
+
+@pytest.mark.timeout(NOTEBOOK_TIMEOUT)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_notebook_runs_top_to_bottom_and_leaves_no_process(path, kernel_env, record_property):
+    # Prepare
+    client = notebook_client(path, kernel_env)
+    nb = client.nb
+    assert nb.cells[0].source == COLAB_SETUP_CELL, "the first cell must be the Colab setup cell"
+    assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code")
+    # Execute
+    started = time.monotonic()
+    with client.setup_kernel():
+        run_cells(client, nb.cells)  # raises CellExecutionError, with the traceback, on error
+        left_running = psutil.Process(kernel_pid(client)).children(recursive=True)
+    elapsed = time.monotonic() - started
+    record_property("seconds", round(elapsed, 1))
+    print(f"{path.name}: {elapsed:.1f} s")
+    # Assert
+    text = outputs_of(nb.cells)
+    for expected in EXPECTED_OUTPUT[path.stem]:
+        assert expected in text, f"{path.name} did not print {expected!r}; it printed:\n{text}"
+    errors = outputs_of(nb.cells, stream="stderr")
+    assert "Traceback" not in errors, errors
+    assert not wait_until_gone(left_running), "processes outlived the kernel"
