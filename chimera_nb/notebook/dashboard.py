@@ -64,7 +64,7 @@ _TICK = 0.05  # how often the redraw thread looks for work
 _STATUS_POLL = 5.0  # seconds between cluster.status() probes (a cell may kill a worker)
 _SLOW_SECONDS = 0.2  # what "Slow +200 ms" injects
 _DPI = 80
-_WIDE = {"left": 0.08, "right": 0.98, "bottom": 0.16, "top": 0.9}  # 8 x 3 inches
+_WIDE = {"left": 0.1, "right": 0.98, "bottom": 0.16, "top": 0.9}  # 8 x 3 inches
 _NARROW = {"left": 0.17, "right": 0.97, "bottom": 0.2, "top": 0.9}  # 4 x 3 inches
 _ROW_COLORS = {"failed": "#fde2e2", "slow": "#fff3d6", "stopped": "#eeeeee"}
 
@@ -440,7 +440,7 @@ class Dashboard:
         parts = [f"<b>{master.role}</b>", machine.split()[-1]]
         if self._parameter_server:
             rounds = self._round if self._fit_running else len(getattr(master, "history_", []))
-            parts.append(f"round {rounds or 0} / {master.max_iter}")
+            parts.append(f"round {rounds or 0} / {master.max_iter + 1}"  # the last round only evaluates)
         counts: dict[str, int] = {}
         for name in self.lab.cluster.names:
             state = states.get(name) or "unknown"
