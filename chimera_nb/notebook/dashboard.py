@@ -440,7 +440,8 @@ class Dashboard:
         parts = [f"<b>{master.role}</b>", machine.split()[-1]]
         if self._parameter_server:
             rounds = self._round if self._fit_running else len(getattr(master, "history_", []))
-            parts.append(f"round {rounds or 0} / {master.max_iter + 1}"  # the last round only evaluates)
+            # max_iter updates take max_iter + 1 rounds: the last one only evaluates
+            parts.append(f"round {rounds or 0} / {master.max_iter + 1}")
         counts: dict[str, int] = {}
         for name in self.lab.cluster.names:
             state = states.get(name) or "unknown"
