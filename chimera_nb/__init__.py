@@ -4,8 +4,9 @@ Masters coordinate workers over REST at the paths of the Chimera framework: a
 :class:`ParameterServerMaster` trains linear models with :class:`SGDWorker` s (data
 parallelism); an :class:`AggregationMaster` bags scikit-learn estimators on
 :class:`RegressionWorker` s or :class:`ClassificationWorker` s (model and hybrid
-parallelism). Workers run as local processes (:class:`LocalCluster`) or, for a seed-style
-project, through :func:`run`.
+parallelism). Workers run as local processes (:class:`LocalCluster`), Docker containers
+(:class:`DockerCluster`), Swarm services (:class:`SwarmCluster`) or anywhere by URL
+(:class:`AttachedCluster`), or, for a seed-style project, through :func:`run`.
 
 >>> from chimera_nb import LocalCluster, ParameterServerMaster, SGDWorker  # doctest: +SKIP
 >>> with LocalCluster.from_shards(SGDWorker("regressor"), X, y, n_workers=3) as cluster:  # doctest: +SKIP
@@ -28,7 +29,7 @@ from ._exceptions import (
 )
 
 if TYPE_CHECKING:
-    from .cluster import LocalCluster, WorkerState
+    from .cluster import AttachedCluster, DockerCluster, LocalCluster, SwarmCluster, WorkerState
     from .config import ChimeraSettings, load_settings
     from .logs import read_time_log
     from .masters import AggregationMaster, EventBus, ParameterServerMaster, StepEvent
@@ -40,12 +41,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AggregationMaster",
+    "AttachedCluster",
     "ChimeraError",
     "ChimeraSettings",
     "ClassificationWorker",
     "ClusterError",
     "ConfigurationError",
     "DatasetError",
+    "DockerCluster",
     "EventBus",
     "Lab",
     "LocalCluster",
@@ -55,6 +58,7 @@ __all__ = [
     "RegressionWorker",
     "SGDWorker",
     "StepEvent",
+    "SwarmCluster",
     "WorkerError",
     "WorkerState",
     "load_settings",
@@ -66,8 +70,10 @@ __all__ = [
 # package too, and should not pay for the masters' HTTP client or the CLI it never uses.
 _LAZY = {
     "AggregationMaster": ".masters",
+    "AttachedCluster": ".cluster",
     "ChimeraSettings": ".config",
     "ClassificationWorker": ".workers",
+    "DockerCluster": ".cluster",
     "EventBus": ".masters",
     "Lab": ".notebook",
     "LocalCluster": ".cluster",
@@ -75,6 +81,7 @@ _LAZY = {
     "RegressionWorker": ".workers",
     "SGDWorker": ".workers",
     "StepEvent": ".masters",
+    "SwarmCluster": ".cluster",
     "WorkerState": ".cluster",
     "load_settings": ".config",
     "read_time_log": ".logs",

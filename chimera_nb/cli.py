@@ -21,10 +21,16 @@ def _demo(args: argparse.Namespace) -> None:
 
 def _serve_worker(args: argparse.Namespace) -> None:
     """Run a seed-style worker script as a server (e.g. on another machine)."""
+    from .auth import WORKER_TOKEN_VARIABLE, require_token_for, validate_token
+
     script = Path(args.script)
     if not script.is_file():
         raise ChimeraError(f"no worker script at {script}")
     name = args.name or script.stem
+    token = args.token or os.environ.get(WORKER_TOKEN_VARIABLE) or None
+    if token is not None:
+        validate_token(token)
+    require_token_for(args.host, token, f"Worker {name!r}")
     os.environ.update(
         {
             "CHIMERA_WORKER_NAME": name,
@@ -33,6 +39,8 @@ def _serve_worker(args: argparse.Namespace) -> None:
             "CHIMERA_TRAIN_DATA_DIR": str(args.data_dir or Path("chimera_train_data") / name),
         }
     )
+    if token is not None:
+        os.environ[WORKER_TOKEN_VARIABLE] = token
     sys.argv = [str(script)]
     runpy.run_path(str(script), run_name="__main__")
 
@@ -63,9 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve-worker", help="serve a worker script (chimera_workers/x.py)")
     serve.add_argument("script")
     serve.add_argument("--name", help="worker name (default: the script's name)")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="where to listen; anything but loopback needs --token"
+    )
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--data-dir", type=Path, help="default chimera_train_data/<name>")
+    serve.add_argument(
+        "--token",
+        help="shared token the master must send (Authorization: Bearer); default "
+        "$CHIMERA_WORKER_TOKEN, which keeps it out of the process list",
+    )
     serve.set_defaults(handler=_serve_worker)
 
     run = commands.add_parser("run", help="run a seed-style project's workers and a master")

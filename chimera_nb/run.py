@@ -8,7 +8,8 @@ In the current directory::
 
 ``run`` checks the variables and the project first (every problem in one error, before
 anything starts), starts one worker per name with the backend that ``CHIMERA_BACKEND`` names
-(``process``, the default, on this machine), writes ``chimera_status.log`` and
+(``process``, the default, on this machine; ``docker``; ``swarm``; or ``attach`` to
+workers already running elsewhere), writes ``chimera_status.log`` and
 ``chimera_time.log`` in the directory, and serves the master on ``port`` until Ctrl-C.
 Workers stop with it.
 """
@@ -45,24 +46,38 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _cluster(settings: ChimeraSettings, project: SeedProject, run_dir: Path):
-    """The cluster of the backend ``CHIMERA_BACKEND`` names."""
-    if settings.BACKEND != "process":
-        raise ConfigurationError(
-            f"CHIMERA_BACKEND={settings.BACKEND!r} is not available in this version of "
-            "chimera-nb; use 'process' (local worker processes)"
-        )
-    from .cluster import LocalCluster
+def _cluster(settings: ChimeraSettings, project: SeedProject | None, run_dir: Path):
+    """The cluster of the backend ``CHIMERA_BACKEND`` names (``project`` is None for
+    ``attach``, whose workers run elsewhere)."""
+    if settings.BACKEND == "attach":
+        from .cluster.attach import AttachedCluster
 
+        return AttachedCluster.from_environment(settings.WORKERS_NODES_NAMES, run_dir=run_dir)
     names = list(project.names)
-    return LocalCluster(
-        {name: project.worker_script(name) for name in names},
-        name=project.root.name or "chimera",
-        host=settings.WORKERS_HOST,
-        ports=settings.mapped_ports,
-        data_dirs={name: project.data_dir(name) for name in names},
-        cwd=project.root,
-        run_dir=run_dir,
+    common = {
+        "name": project.root.name or "chimera",
+        "host": settings.WORKERS_HOST,
+        "ports": settings.mapped_ports,
+        "data_dirs": {name: project.data_dir(name) for name in names},
+        "cwd": project.root,
+        "run_dir": run_dir,
+    }
+    scripts = {name: project.worker_script(name) for name in names}
+    if settings.BACKEND == "process":
+        from .cluster import LocalCluster
+
+        return LocalCluster(scripts, **common)
+    from .cluster.docker import DockerCluster
+    from .cluster.swarm import SwarmCluster
+
+    backend = DockerCluster if settings.BACKEND == "docker" else SwarmCluster
+    return backend(
+        scripts,
+        cpu_shares=settings.cpu_shares,
+        network=settings.NETWORK_NAME,
+        subnet=f"{settings.NETWORK_PREFIX}.0/{settings.NETWORK_SUBNET_MASK}",
+        container_port=settings.WORKERS_PORT,
+        **common,
     )
 
 
@@ -77,7 +92,8 @@ def run(master: Master, port: int = 8080, *, directory: str | os.PathLike | None
     """
     root = Path(directory or os.getcwd()).resolve()
     settings = load_settings()
-    project = SeedProject.discover(root, settings.WORKERS_NODES_NAMES)
+    attach = settings.BACKEND == "attach"  # its workers, scripts and data are elsewhere
+    project = None if attach else SeedProject.discover(root, settings.WORKERS_NODES_NAMES)
     sock = _bind(settings.MASTER_HOST, port)
     detach = attach_log_files(root)
     try:
@@ -88,7 +104,10 @@ def run(master: Master, port: int = 8080, *, directory: str | os.PathLike | None
                 f"http://{settings.MASTER_HOST}:{port} (Ctrl-C stops everything)",
                 flush=True,
             )
-            master.serve(cluster, sock=sock)
+            try:
+                master.serve(cluster, sock=sock)
+            except KeyboardInterrupt:  # Ctrl-C is how the seed's master is stopped
+                print("chimera-nb: stopped; workers shut down", flush=True)
     finally:
         sock.close()
         detach()

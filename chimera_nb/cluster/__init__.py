@@ -1,35 +1,56 @@
 """Cluster backends: start and stop workers, and tell a master where they listen.
 
-``LocalCluster`` (module ``process``) runs workers as local processes, the default.
+* ``LocalCluster`` (module ``process``) runs workers as local processes, the default.
+* ``DockerCluster`` (module ``docker``) runs each worker in a Docker container.
+* ``SwarmCluster`` (module ``swarm``) runs each worker as a Docker Swarm service, on one
+  machine or several.
+* ``AttachedCluster`` (module ``attach``) uses workers already running anywhere, by URL.
 
-``LocalCluster`` is imported on first use (PEP 562) rather than here: the zygote runs as a
-module of this package, and should not pay for httpx and the cluster code it never uses.
+All are imported on first use (PEP 562) rather than here: the zygote runs as a module of
+this package, and should not pay for httpx, the Docker SDK and the cluster code it never
+uses.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from .states import ClusterState, WorkerState
 
 if TYPE_CHECKING:
+    from ._images import build_worker_image
+    from .attach import AttachedCluster
+    from .docker import DockerCluster
     from .process import LocalCluster, shutdown_launcher, start_launcher, sweep_stale_workers
+    from .swarm import SwarmCluster
 
 __all__ = [
+    "AttachedCluster",
     "ClusterState",
+    "DockerCluster",
     "LocalCluster",
+    "SwarmCluster",
     "WorkerState",
+    "build_worker_image",
     "shutdown_launcher",
     "start_launcher",
     "sweep_stale_workers",
 ]
 
-_LAZY = {"LocalCluster", "shutdown_launcher", "start_launcher", "sweep_stale_workers"}
+_LAZY = {
+    "AttachedCluster": ".attach",
+    "DockerCluster": ".docker",
+    "LocalCluster": ".process",
+    "SwarmCluster": ".swarm",
+    "build_worker_image": "._images",
+    "shutdown_launcher": ".process",
+    "start_launcher": ".process",
+    "sweep_stale_workers": ".process",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from . import process
-
-        return getattr(process, name)
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

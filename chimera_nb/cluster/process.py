@@ -184,7 +184,9 @@ class LocalCluster:
         self._state = ClusterState.RUNNING
         _running[self.name] = self
         atexit.register(self.close)
-        self._detach_logs = attach_log_files(self._run_dir)
+        self._detach_logs = attach_log_files(
+            self._run_dir, urls=[self._url(worker) for worker in workers]
+        )
         try:
             for worker in workers:
                 worker.log_path.write_bytes(b"")

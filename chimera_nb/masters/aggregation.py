@@ -173,7 +173,7 @@ class AggregationMaster(Master):
             _, probabilities = soft_vote(
                 [a.y_pred_rows for a in answers], [a.classes for a in answers], self.classes_
             )
-            predictions = np.array(self.classes_, dtype=object)[probabilities.argmax(axis=1)]
+            predictions = np.asarray(self.classes_)[probabilities.argmax(axis=1)]
         self.events.publish(PREDICT, "I")
         self.events.publish(PREDICT, "J")
         return predictions, probabilities

@@ -24,6 +24,7 @@ from .._exceptions import (
 )
 from .._runtime import run_sync
 from .._types import Endpoints
+from ..auth import MASTER_TOKEN_VARIABLE
 from ..logs import status_logger
 from ..wire import HealthResponse, PredictRequest, paths
 from ..wire.encoding import BodyError
@@ -31,7 +32,7 @@ from ..wire.server import install_error_handlers, run_server
 from .client import Broadcast, WorkerClient
 from .events import EventBus
 
-__all__ = ["Master", "Quorum", "RoundRecord", "resolve_endpoints"]
+__all__ = ["Master", "Quorum", "RoundRecord", "WorkerEndpoints", "resolve_endpoints"]
 
 #: ``None`` (at least one worker), a number of workers, or ``"all"``.
 Quorum = Union[int, Literal["all"], None]
@@ -52,16 +53,34 @@ class RoundRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_endpoints(workers: Any) -> dict[str, str]:
+class WorkerEndpoints(dict):
+    """Worker name -> base URL, plus the shared ``token`` the workers require (or None).
+
+    A plain dict to everything that reads it; the token rides along so that a master that
+    keeps its endpoints (to predict later) keeps the token too.
+    """
+
+    token: str | None = None
+
+
+def resolve_endpoints(workers: Any) -> WorkerEndpoints:
     """``workers`` as a ``name -> URL`` dict: a mapping, or anything with ``.endpoints``
-    (a cluster)."""
+    (a cluster). Its ``token`` is the cluster's (``cluster.token``), else the mapping's,
+    else the ``CHIMERA_WORKERS_TOKEN`` variable's, else None."""
     endpoints = getattr(workers, "endpoints", workers)
     if not isinstance(endpoints, dict) and not hasattr(endpoints, "items"):
         raise ConfigurationError(
             "workers must be a cluster (e.g. LocalCluster) or a mapping of worker name to URL, "
             f"got {type(workers).__name__}"
         )
-    endpoints = dict(endpoints)
+    token = (
+        getattr(workers, "token", None)
+        or getattr(endpoints, "token", None)
+        or os.environ.get(MASTER_TOKEN_VARIABLE)
+        or None
+    )
+    endpoints = WorkerEndpoints(endpoints)
+    endpoints.token = token
     if not endpoints:
         raise ConfigurationError("workers is empty: a master needs at least one worker")
     return endpoints

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from .._exceptions import WorkerError
 from .._types import Endpoints
+from ..auth import bearer_header
 from ..logs import log_worker_call
 from ..wire import (
     DataSampleResponse,
@@ -116,6 +117,10 @@ class WorkerClient:
     transport : httpx.AsyncBaseTransport, optional
         Where requests go; default aiohttp's connection pool. Tests of error paths that
         cannot be provoked for real may pass ``httpx.ASGITransport(app)``.
+    token : str, optional
+        The workers' shared token, sent as ``Authorization: Bearer <token>`` with every
+        call (see :mod:`chimera_nb.auth`). By default ``endpoints.token`` when the endpoints
+        came from a cluster that has one, else none.
 
     Notes
     -----
@@ -133,7 +138,10 @@ class WorkerClient:
         max_retries: int = 0,
         encoding: Encoding = "json",
         transport: httpx.AsyncBaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
+        self.token = token if token is not None else getattr(endpoints, "token", None)
+        self._auth = bearer_header(self.token)
         self.endpoints = dict(endpoints)
         self.timeout = timeout
         self.max_retries = max_retries
@@ -162,7 +170,11 @@ class WorkerClient:
             url = self._urls[(name, path)] = httpx.URL(self.endpoints[name] + path)
         seconds = {"connect": self.timeout, "read": self.timeout, "pool": self.timeout}
         request = httpx.Request(
-            method, url, content=body, headers=headers, extensions={"timeout": seconds}
+            method,
+            url,
+            content=body,
+            headers={**headers, **self._auth} if self._auth else headers,
+            extensions={"timeout": seconds},
         )
         response = await self._open.handle_async_request(request)
         try:
@@ -195,11 +207,25 @@ class WorkerClient:
             except (httpx.HTTPError, asyncio.TimeoutError, OSError) as error:
                 reason, status = _describe(error, self.timeout)
                 log_worker_call(
-                    name, path, (time.perf_counter() - started) * 1e3, status, round_number, attempt
+                    name,
+                    path,
+                    (time.perf_counter() - started) * 1e3,
+                    status,
+                    round_number,
+                    attempt,
+                    self.endpoints[name].rstrip("/"),
                 )
             else:
                 latency_ms = (time.perf_counter() - started) * 1e3
-                log_worker_call(name, path, latency_ms, response.status_code, round_number, attempt)
+                log_worker_call(
+                    name,
+                    path,
+                    latency_ms,
+                    response.status_code,
+                    round_number,
+                    attempt,
+                    self.endpoints[name].rstrip("/"),
+                )
                 if response.is_success:
                     try:
                         return parse(response), latency_ms

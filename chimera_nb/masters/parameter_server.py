@@ -197,6 +197,7 @@ class ParameterServerMaster(Master):
         """Fit on ``workers``; see :meth:`fit`."""
         self._validate_params()
         endpoints = resolve_endpoints(workers)
+        self.history_: list[RoundRecord] = []  # a new fit starts a new history at once
         self.events.publish(FIT, "B", n_workers=len(endpoints))
         status_logger.info("%s fit started on %d workers", self.role, len(endpoints))
         try:
@@ -292,7 +293,6 @@ class ParameterServerMaster(Master):
         )
         seeds = np.random.SeedSequence(self.random_state).generate_state(len(names))
         self.worker_seeds_ = dict(zip(names, seeds.tolist()))
-        self.history_: list[RoundRecord] = []
         self.loss_curve_: list[float] = []
         self.n_iter_, self.converged_ = 0, False
 
@@ -441,7 +441,7 @@ class ParameterServerMaster(Master):
             predictions, probabilities = (X @ weights.T + bias)[:, 0], None
         else:
             probabilities = predict_proba(weights, bias, X)
-            predictions = np.array(self.classes_, dtype=object)[probabilities.argmax(axis=1)]
+            predictions = np.asarray(self.classes_)[probabilities.argmax(axis=1)]
         self.events.publish(PREDICT, "D")
         self.events.publish(PREDICT, "F")
         return predictions, probabilities

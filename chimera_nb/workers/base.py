@@ -14,7 +14,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 from fastapi import FastAPI
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..auth import require_token_for, token_matches, worker_token_from_environment
 from ..wire import DelayRequest, HealthResponse, paths
 from ..wire.server import install_error_handlers, run_server
 from .launch import current_context
@@ -91,10 +94,19 @@ class Worker:
         self.delay_ = 0.0  # seconds added before each training answer (a teaching fault)
         return self
 
+    def require_token(self, token: str | None) -> Worker:
+        """Answer every endpoint but ``GET /health`` with 401 unless the request carries
+        ``Authorization: Bearer <token>`` (None: no token needed). :meth:`serve` calls it
+        with the token its launcher gave (see :mod:`chimera_nb.auth`)."""
+        self.token_ = token
+        return self
+
     def build_app(self) -> FastAPI:
         """The worker's FastAPI app: ``GET /health`` plus the subclass's endpoints."""
         app = FastAPI(title=f"chimera-nb {self.role} {self.name_}")
         install_error_handlers(app)
+        if getattr(self, "token_", None):
+            app.add_middleware(_RequireToken, token=self.token_)
 
         @app.get(paths.HEALTH, response_model=HealthResponse)
         async def health() -> HealthResponse:
@@ -115,16 +127,21 @@ class Worker:
         """Load the shard and serve until stopped, as the seed's ``worker.serve()``.
 
         Who this worker is and where it listens come from
-        :func:`chimera_nb.workers.launch.current_context`.
+        :func:`chimera_nb.workers.launch.current_context`; the token it requires, if any,
+        from ``CHIMERA_WORKER_TOKEN`` (see :mod:`chimera_nb.auth`). A worker that binds an
+        address beyond loopback by itself refuses to serve without one.
         """
         context = current_context()
+        token = getattr(context, "token", None) or worker_token_from_environment()
+        if context.sock is None:  # binding itself: refuse to be exposed without a token
+            require_token_for(context.host, token, f"Worker {context.name!r}")
         if self._data is not None:
             data = self._data
         else:
             from ..project import load_training_data  # only seed-style workers read CSV files
 
             data = TrainingData.of(*load_training_data(context.data_dir))
-        self.load(context.name, data)
+        self.load(context.name, data).require_token(token)
         run_server(self.build_app(), sock=context.sock, host=context.host, port=context.port)
 
     def __repr__(self) -> str:
@@ -133,3 +150,36 @@ class Worker:
 
     def _repr_arguments(self) -> str:
         return ""
+
+
+class _RequireToken:
+    """ASGI middleware: 401 for a request without the worker's token (``/health`` is open,
+    so that a cluster, a load balancer or a person can check liveness with curl).
+
+    Plain ASGI rather than ``BaseHTTPMiddleware``: it adds microseconds, not a task per
+    request, to every round of a fit.
+    """
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] != paths.HEALTH:
+            headers = dict(scope["headers"])
+            authorization = headers.get(b"authorization", b"").decode("latin-1")
+            if not token_matches(authorization, self.token):
+                reason = "a wrong token" if authorization else "no token"
+                response = JSONResponse(
+                    {
+                        "detail": f"This worker requires a shared token, and the request "
+                        f"carried {reason}. Send 'Authorization: Bearer <token>': give the "
+                        "master the token the worker was started with (cluster.token, or "
+                        "the CHIMERA_WORKERS_TOKEN variable)."
+                    },
+                    status_code=401,
+                    headers={"www-authenticate": "Bearer"},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

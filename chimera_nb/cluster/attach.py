@@ -1,0 +1,232 @@
+"""Workers already running anywhere, given by URL: ``CHIMERA_BACKEND=attach``.
+
+Start a worker on each machine with the kit installed, its script and its data::
+
+    chimera-nb serve-worker chimera_workers/sgd1.py --host 0.0.0.0 --port 5001 --token "$T"
+
+then point a master at them: ``AttachedCluster({"sgd1": "http://lab-pc-1:5001", ...},
+token=T)``, or, for a seed project, ``CHIMERA_BACKEND=attach``,
+``CHIMERA_WORKERS_URLS='["http://lab-pc-1:5001", ...]'`` (one per name of
+``CHIMERA_WORKERS_NODES_NAMES``) and ``CHIMERA_WORKERS_TOKEN=T``.
+
+The cluster checks that every worker answers ``GET /health`` and accepts the token, and
+hands the master their URLs and the token. It starts and stops nothing: the workers belong
+to whoever started them, so :meth:`AttachedCluster.kill` and ``restart`` explain that
+instead, and :meth:`~AttachedCluster.slow` (an HTTP call) is the one fault it can cause.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .._exceptions import ClusterError, ConfigurationError
+from ..auth import MASTER_TOKEN_VARIABLE, bearer_header, validate_token
+from ..config import validate_worker_name
+from ..logs import attach_log_files, status_logger
+from ._launcher import runs_root
+from ._remote import RemoteCluster, RemoteWorker, health_client
+from .states import ClusterState, WorkerState
+
+__all__ = ["URLS_VARIABLE", "AttachedCluster"]
+
+#: The seed-project variable that lists the workers' URLs for ``CHIMERA_BACKEND=attach``.
+URLS_VARIABLE = "CHIMERA_WORKERS_URLS"
+#: A path no worker serves: behind the token check it answers 401 (wrong or missing
+#: token) or 404 (token accepted, or none needed), and changes nothing either way.
+_TOKEN_CHECK_PATH = "/v1/chimera/token-check"
+_run_numbers = itertools.count(1)
+
+
+class AttachedCluster(RemoteCluster):
+    """Workers that run elsewhere, reached by URL; nothing is started or stopped.
+
+    Parameters
+    ----------
+    workers : mapping of str to str, or sequence of str
+        Worker name -> base URL (``"http://lab-pc-1:5001"``), or a list of URLs named
+        ``"worker1"``, ``"worker2"``, ...
+    token : str, optional
+        The token the workers were started with (``serve-worker --token``); by default
+        ``CHIMERA_WORKERS_TOKEN``. Required by any worker that listens beyond loopback.
+    name : str, default="attached"
+    run_dir : path, optional
+        Where the masters' ``chimera_status.log`` and ``chimera_time.log`` go while the
+        cluster is open; by default a fresh folder under ``<tempdir>/chimera-nb/``.
+    startup_timeout : float, default=30.0
+        Seconds to wait for every worker to answer ``GET /health``.
+
+    Examples
+    --------
+    >>> urls = {"sgd1": "http://10.0.0.11:5001", "sgd2": "http://10.0.0.12:5001"}
+    >>> with AttachedCluster(urls, token=token) as cluster:  # doctest: +SKIP
+    ...     master = ParameterServerMaster("regressor").fit(cluster)
+    """
+
+    def __init__(
+        self,
+        workers: Mapping[str, str] | Sequence[str],
+        *,
+        token: str | None = None,
+        name: str = "attached",
+        run_dir: str | os.PathLike | None = None,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(name, startup_timeout)
+        if isinstance(workers, Mapping):
+            urls = dict(workers)
+        elif isinstance(workers, Sequence) and not isinstance(workers, (str, bytes)):
+            urls = {f"worker{k}": url for k, url in enumerate(workers, start=1)}
+        else:
+            raise ConfigurationError(
+                "workers must be a mapping worker name -> URL or a list of URLs, got "
+                f"{type(workers).__name__}."
+            )
+        if not urls:
+            raise ConfigurationError("workers is empty; attach at least one worker.")
+        self._workers = {
+            validate_worker_name(worker): RemoteWorker(worker, _checked_url(worker, url))
+            for worker, url in urls.items()
+        }
+        token = token if token is not None else os.environ.get(MASTER_TOKEN_VARIABLE) or None
+        self._token = validate_token(token) if token is not None else None
+        self._run_dir = Path(run_dir) if run_dir is not None else None
+        self._detach_logs = None
+
+    @classmethod
+    def from_environment(
+        cls, names: Sequence[str], environ: Mapping[str, str] | None = None, **options: Any
+    ) -> AttachedCluster:
+        """The cluster a seed project describes: ``CHIMERA_WORKERS_URLS`` (a JSON list, one
+        URL per name of ``names``, or a JSON object name -> URL) and ``CHIMERA_WORKERS_TOKEN``."""
+        environ = os.environ if environ is None else environ
+        example = '\'["http://10.0.0.11:5001", "http://10.0.0.12:5001"]\''
+        raw = environ.get(URLS_VARIABLE)
+        if not raw:
+            raise ConfigurationError(
+                f"CHIMERA_BACKEND=attach needs {URLS_VARIABLE}: the workers' URLs as a JSON "
+                f"list, one per name of CHIMERA_WORKERS_NODES_NAMES, e.g. {URLS_VARIABLE}="
+                f"{example}."
+            )
+        try:
+            urls = json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise ConfigurationError(
+                f"{URLS_VARIABLE} is not valid JSON ({error.msg}); write e.g. {example}."
+            ) from None
+        if isinstance(urls, list):
+            if len(urls) != len(names):
+                raise ConfigurationError(
+                    f"{URLS_VARIABLE} has {len(urls)} URLs but CHIMERA_WORKERS_NODES_NAMES has "
+                    f"{len(names)} names; give one URL per worker, in the same order."
+                )
+            urls = dict(zip(names, urls))
+        elif not isinstance(urls, dict) or set(urls) != set(names):
+            raise ConfigurationError(
+                f"{URLS_VARIABLE} must be a JSON list of URLs (one per worker name) or an "
+                f"object with exactly the names {list(names)}, got {raw[:80]!r}."
+            )
+        return cls({name: urls[name] for name in names}, **options)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> AttachedCluster:
+        """Check that every worker answers ``GET /health`` and accepts the token.
+
+        Raises
+        ------
+        ClusterError
+            A worker did not answer in time, or refused the token (or its absence).
+        """
+        self._require(ClusterState.NEW, "start")
+        workers = list(self._workers.values())
+        failed = self._wait_until_up(workers)
+        if failed:
+            worker, problem = failed[0]
+            worker.state = WorkerState.FAILED
+            raise ClusterError(
+                f"Worker {worker.name!r} {problem}. Is it running (chimera-nb serve-worker "
+                "... --host 0.0.0.0 on its machine), and does a firewall let this machine "
+                "reach its port?"
+            )
+        self._check_token(workers)
+        if self._run_dir is None:
+            folder = f"attach-{os.getpid()}-{next(_run_numbers)}"
+            self._run_dir = runs_root() / folder
+        self._detach_logs = attach_log_files(self._run_dir)
+        self._state = ClusterState.RUNNING
+        status_logger.info("attached to %d workers: %s", len(workers), self.endpoints)
+        return self
+
+    def close(self) -> None:
+        """Stop using the workers (they keep running on their machines). Safe to call twice."""
+        if self._detach_logs is not None:
+            self._detach_logs()
+            self._detach_logs = None
+        for worker in self._workers.values():
+            worker.state = WorkerState.STOPPED
+        self._state = ClusterState.CLOSED
+
+    # --- faults it cannot cause -----------------------------------------------------------
+
+    def kill(self, name: str, *args: Any) -> None:
+        self._cannot("kill", name)
+
+    def restart(self, name: str) -> None:
+        self._cannot("restart", name)
+
+    def pause(self, name: str) -> None:
+        self._cannot("pause", name)
+
+    def disconnect(self, name: str) -> None:
+        self._cannot("disconnect", name)
+
+    def _cannot(self, action: str, name: str) -> None:
+        worker = self._worker(name)
+        raise ClusterError(
+            f"Cannot {action} worker {name!r}: an attached cluster does not control its "
+            f"workers, which run wherever they were started ({worker.url}). Do it on that "
+            "machine (Ctrl-C stops a serve-worker; run it again to restart), or use "
+            "slow(name, seconds), which works over HTTP."
+        )
+
+    def _check_token(self, workers: list[RemoteWorker]) -> None:
+        with health_client() as client:
+            for worker in workers:
+                answer = client.get(
+                    worker.url + _TOKEN_CHECK_PATH, headers=bearer_header(self._token), timeout=5
+                )
+                if answer.status_code == 401:
+                    given = "a token that it refused" if self._token else "no token"
+                    raise ClusterError(
+                        f"Worker {worker.name!r} ({worker.url}) requires a shared token and "
+                        f"this cluster sent {given}. Pass token= (or set "
+                        f"{MASTER_TOKEN_VARIABLE}) to the token the worker was started with."
+                    )
+
+
+def _checked_url(name: str, url: Any) -> str:
+    parts = urlsplit(str(url)) if isinstance(url, str) else None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username
+    ):
+        raise ConfigurationError(
+            f"The URL of worker {name!r} must look like 'http://10.0.0.11:5001' (scheme, "
+            f"host and port, no path), got {url!r}."
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ConfigurationError(f"The URL of worker {name!r} has a bad port: {url!r}.") from None
+    return str(url).rstrip("/")
