@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -49,11 +49,27 @@ _attached: dict[Path, tuple[int, list[logging.Handler]]] = {}
 _lock = threading.Lock()
 
 
-def attach_log_files(directory: str | Path) -> Callable[[], None]:
+class _WorkersFilter(logging.Filter):
+    """Let through only the time-log lines of calls to some workers (by base URL), so that
+    two clusters in one notebook keep separate time logs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: set[str] | None = set()  # None: every line
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.urls is None or getattr(record, "worker_url", None) in self.urls
+
+
+def attach_log_files(
+    directory: str | Path, *, urls: Iterable[str] | None = None
+) -> Callable[[], None]:
     """Write both logs into ``directory`` until the returned function is called.
 
-    Attaching the same directory twice shares its files (they are reference-counted), so a
-    cluster and a project run in the same folder do not write every line twice.
+    ``urls``, if given, keeps in this directory's ``chimera_time.log`` only the calls to
+    workers at those base URLs (a cluster passes its own). Attaching the same directory
+    twice shares its files (they are reference-counted), so a cluster and a project run in
+    the same folder do not write every line twice.
     """
     directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
@@ -66,6 +82,12 @@ def attach_log_files(directory: str | Path) -> Callable[[], None]:
                 handler.setFormatter(_FORMATTER)
                 logger.addHandler(handler)
                 handlers.append(handler)
+            handlers[1].addFilter(_WorkersFilter())
+        workers = next(f for f in handlers[1].filters if isinstance(f, _WorkersFilter))
+        if urls is None or workers.urls is None:
+            workers.urls = None
+        else:
+            workers.urls.update(url.rstrip("/") for url in urls)
         _attached[directory] = (count + 1, handlers)
 
     def detach() -> None:
@@ -91,8 +113,9 @@ def log_worker_call(
     status: int | str,
     round_number: int | None = None,
     attempt: int = 1,
+    url: str | None = None,
 ) -> None:
-    """One line of ``chimera_time.log``."""
+    """One line of ``chimera_time.log``; ``url`` (the worker's base URL) picks the files."""
     if time_logger.handlers:  # formatting costs time on the hot path; skip it when unused
         time_logger.info(
             "worker=%s endpoint=%s latency_ms=%.3f status=%s round=%s attempt=%d",
@@ -102,6 +125,7 @@ def log_worker_call(
             status,
             "-" if round_number is None else round_number,
             attempt,
+            extra={"worker_url": url},
         )
 
 

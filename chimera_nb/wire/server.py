@@ -72,7 +72,13 @@ def run_server(
     Keep-alive is long because a master reuses one connection per worker for every round.
     """
     config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, access_log=False, timeout_keep_alive=300
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_keep_alive=300,
+        lifespan="off",  # no startup or shutdown hooks; spares Ctrl-C a CancelledError report
     )
     server = uvicorn.Server(config)
     server.run(sockets=[sock] if sock is not None else None)

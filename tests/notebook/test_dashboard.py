@@ -88,7 +88,7 @@ def test_charts_follow_a_blocking_fit_and_redraws_are_throttled(lab, dashboard):
     lab.fit()  # blocks, as a notebook cell would
     returned = time.monotonic()
     wait_until(lambda: 'data-active-step="M"' in dashboard.flowchart.value)
-    wait_until(lambda: f"round {MAX_ITER + 1} / {MAX_ITER}" in dashboard.status.value)
+    wait_until(lambda: f"round {MAX_ITER + 1} / {MAX_ITER + 1}" in dashboard.status.value)
     elapsed = time.monotonic() - started
 
     # Assert: the flowchart moved while the cell blocked, and lit up the round's loop
