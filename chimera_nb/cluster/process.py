@@ -39,6 +39,7 @@ import httpx
 from .._exceptions import ClusterError, ConfigurationError
 from .._types import WorkerURL
 from ..algorithms.sharding import split
+from ..auth import WORKER_TOKEN_VARIABLE, bearer_header, is_loopback, new_token
 from ..logs import attach_log_files
 from ..wire import paths
 from ._launcher import (
@@ -133,6 +134,8 @@ class LocalCluster:
             raise ConfigurationError(f"startup_timeout must be > 0 seconds, got {startup_timeout}")
         self.name = name
         self.host = host
+        #: Workers reachable from other machines require a shared token (chimera_nb.auth).
+        self.token = None if is_loopback(host) else new_token()
         self.startup_timeout = float(startup_timeout)
         self._cwd = Path(cwd).resolve() if cwd is not None else Path.cwd()
         folder_name = re.sub(r"[^A-Za-z0-9_-]+", "-", name)[:40]
@@ -297,7 +300,11 @@ class LocalCluster:
         self._require(ClusterState.RUNNING, "slow down a worker")
         worker = self._worker(name)
         with _health_client() as client:
-            answer = client.post(self._url(worker) + paths.FAULTS_DELAY, json={"seconds": seconds})
+            answer = client.post(
+                self._url(worker) + paths.FAULTS_DELAY,
+                json={"seconds": seconds},
+                headers=bearer_header(self.token),
+            )
         if answer.status_code != 200:
             raise ConfigurationError(f"Worker {name!r} refused the delay: {answer.text}")
         worker.delay = seconds
@@ -377,7 +384,7 @@ class LocalCluster:
             log_path=str(worker.log_path),
             cwd=str(self._cwd),
             sys_path=[os.fspath(entry) for entry in sys.path],
-            environ=dict(os.environ),
+            environ={**os.environ, **({WORKER_TOKEN_VARIABLE: self.token} if self.token else {})},
             data_dir=str(worker.data_dir),
             script=script,
             payload=payload,

@@ -575,3 +575,29 @@ def test_a_slowed_worker_shows_slow_and_its_latency_in_the_time_log(tmp_path):
     assert states == {"worker1": WorkerState.UP, "worker2": WorkerState.SLOW}
     assert slow["worker2"] >= 200 > slow["worker1"]
     assert after_restart["worker2"] is WorkerState.UP
+
+
+def test_workers_listening_beyond_loopback_require_the_clusters_token():
+    # Prepare
+    import httpx
+    import numpy as np
+
+    from chimera_nb import ParameterServerMaster, SGDWorker
+
+    X = np.random.default_rng(1).normal(size=(20, 2))
+    with LocalCluster.from_shards(
+        SGDWorker("regressor"), X, X[:, 1], n_workers=2, host="0.0.0.0"
+    ) as cluster:
+        url = cluster.endpoints["worker1"]
+        # Execute
+        anonymous = httpx.get(url + "/v1/chimera/sgd/statistics")
+        master = ParameterServerMaster("regressor", max_iter=2).fit(cluster)
+        cluster.slow("worker2", 0.0)
+    # Assert
+    assert cluster.token and len(cluster.token) >= 32
+    assert anonymous.status_code == 401
+    assert master.history_[-1].answered == ["worker1", "worker2"]
+
+
+def test_loopback_workers_need_no_token():
+    assert LocalCluster([HealthWorker()]).token is None
