@@ -20,13 +20,21 @@ import numpy as np
 import uvicorn
 
 from .. import _runtime
-from .._exceptions import ClusterError
-from ..cluster import LocalCluster
+from .._exceptions import ClusterError, ConfigurationError
 from ..masters.base import Master
 
 __all__ = ["FitHandle", "Lab"]
 
 _labs: dict[str, Lab] = {}  # by name: re-running a cell replaces its lab
+
+
+def _cluster_class(backend: str) -> type:
+    from .. import cluster
+
+    classes = {"process": "LocalCluster", "docker": "DockerCluster", "swarm": "SwarmCluster"}
+    if backend not in classes:
+        raise ConfigurationError(f"backend must be one of {sorted(classes)}, got {backend!r}")
+    return getattr(cluster, classes[backend])
 
 
 class FitHandle:
@@ -73,8 +81,12 @@ class Lab:
     master : ParameterServerMaster or AggregationMaster
     name : str, default="lab"
         Building a lab with the name of a running one closes that one first.
+    backend : {"process", "docker", "swarm"}, default="process"
+        Where the workers run: local processes (:class:`~chimera_nb.LocalCluster`, the
+        default, also on Colab and Binder), containers (``DockerCluster``) or swarm
+        services (``SwarmCluster``). The dashboard works with all three.
     **cluster_options
-        Passed to :class:`~chimera_nb.LocalCluster` (``run_dir``, ``ports``...).
+        Passed to the cluster (``run_dir``, ``ports``...).
 
     Examples
     --------
@@ -84,10 +96,18 @@ class Lab:
     >>> run.done(), lab.master.loss_curve_[-1]  # doctest: +SKIP
     """
 
-    def __init__(self, workers: Any, master: Master, *, name: str = "lab", **cluster_options: Any):
+    def __init__(
+        self,
+        workers: Any,
+        master: Master,
+        *,
+        name: str = "lab",
+        backend: str = "process",
+        **cluster_options: Any,
+    ):
         self.name = name
         self.master = master
-        self.cluster = LocalCluster(workers, name=name, **cluster_options)
+        self.cluster = _cluster_class(backend)(workers, name=name, **cluster_options)
         self._server: uvicorn.Server | None = None
         self._serving: concurrent.futures.Future | None = None
         self.master_url: str | None = None

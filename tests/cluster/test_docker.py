@@ -422,3 +422,39 @@ def test_a_worker_that_crashes_at_start_is_reported_with_its_log(docker_client, 
     assert "Worker 'broken' exited (code 1)" in str(raised.value)
     assert "this worker is broken on purpose" in str(raised.value)
     assert leftovers(docker_client, "chimera-nb.cluster=broken") == {}
+
+
+def test_a_lab_runs_its_workers_in_containers_with_the_dashboard(docker_client):
+    # Prepare
+    import numpy as np
+
+    from chimera_nb import Lab, ParameterServerMaster, SGDWorker
+
+    X = np.random.default_rng(2).normal(size=(40, 3))
+    master = ParameterServerMaster("regressor", max_iter=20, tol=0.0)
+    with Lab.from_shards(
+        SGDWorker("regressor"),
+        X,
+        X @ [1.0, 2.0, 3.0],
+        master=master,
+        n_workers=2,
+        name="lab-docker",
+        backend="docker",
+    ) as lab:
+        dashboard = lab.dashboard()
+        # Execute
+        lab.fit()
+        dashboard.refresh()
+        table = dashboard.workers.value
+        dashboard.close()
+    # Assert
+    assert type(lab.cluster).__name__ == "DockerCluster"
+    assert master.history_[-1].answered == ["worker1", "worker2"]
+    assert "worker2" in table
+
+
+def test_a_lab_refuses_an_unknown_backend():
+    from chimera_nb import ConfigurationError, Lab, ParameterServerMaster
+
+    with pytest.raises(ConfigurationError, match="backend must be one of"):
+        Lab([], ParameterServerMaster(), backend="kubernetes")
