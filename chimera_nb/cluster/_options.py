@@ -12,7 +12,7 @@ from typing import Any
 from .._exceptions import ConfigurationError
 from ..config import validate_worker_name
 
-__all__ = ["check_ports", "checked_target", "named_targets", "per_worker"]
+__all__ = ["check_ports", "checked_target", "named_targets", "per_worker", "shard_workers"]
 
 
 def named_targets(workers: Any) -> dict[str, Any]:
@@ -80,3 +80,28 @@ def check_ports(ports: dict[str, Any]) -> None:
     fixed = [port for port in ports.values() if port]
     if len(fixed) != len(set(fixed)):
         raise ConfigurationError(f"Two workers cannot share a port: ports={ports}.")
+
+
+def shard_workers(
+    worker: Any,
+    X: Any,
+    y: Any,
+    n_workers: int,
+    method: str = "contiguous",
+    proportions: Sequence[float] | None = None,
+    random_state: int | None = None,
+) -> list[Any]:
+    """``n_workers`` copies of ``worker``, copy k holding shard k of ``X, y``
+    (``worker.with_data(X_k, y_k)``); what every backend's ``from_shards`` builds on."""
+    from ..algorithms.sharding import split
+
+    if not callable(getattr(worker, "with_data", None)):
+        raise ConfigurationError(
+            f"{type(worker).__name__} has no with_data(X, y) method, so it cannot be "
+            "given a shard. Pass a chimera-nb worker such as SGDWorker()."
+        )
+    try:
+        shards = split(X, y, n_workers, method, proportions=proportions, random_state=random_state)
+    except ValueError as error:
+        raise ConfigurationError(f"Cannot split the data into shards: {error}") from error
+    return [worker.with_data(X_k, y_k) for X_k, y_k in shards]

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ClusterError, ConfigurationError
-from ..algorithms.sharding import split
 from ..auth import new_token
 from ..logs import attach_log_files, status_logger
 from ._containers import (
@@ -65,7 +64,7 @@ from ._engine import (
 from ._images import ImagePlan, image_mode_setting, prepare_image
 from ._images import release_image as _release_image
 from ._launcher import pickle_target, runs_root
-from ._options import check_ports, checked_target, named_targets, per_worker
+from ._options import check_ports, checked_target, named_targets, per_worker, shard_workers
 from ._remote import RemoteCluster
 from .states import ClusterState, WorkerState
 
@@ -375,18 +374,8 @@ class DockerCluster(RemoteCluster):
         """A cluster of ``n_workers`` copies of ``worker``, each holding one shard of the
         rows of ``X`` and ``y`` (``worker.with_data(X_k, y_k)``); see
         :func:`chimera_nb.algorithms.sharding.split` for ``method`` and ``proportions``."""
-        if not callable(getattr(worker, "with_data", None)):
-            raise ConfigurationError(
-                f"{type(worker).__name__} has no with_data(X, y) method, so it cannot be "
-                "given a shard. Pass a chimera-nb worker such as SGDWorker()."
-            )
-        try:
-            shards = split(
-                X, y, n_workers, method, proportions=proportions, random_state=random_state
-            )
-        except ValueError as error:
-            raise ConfigurationError(f"Cannot split the data into shards: {error}") from error
-        return cls([worker.with_data(X_k, y_k) for X_k, y_k in shards], **cluster_kwargs)
+        workers = shard_workers(worker, X, y, n_workers, method, proportions, random_state)
+        return cls(workers, **cluster_kwargs)
 
     def _url(self, worker: ContainerWorker) -> str:
         host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)

@@ -38,7 +38,6 @@ import httpx
 
 from .._exceptions import ClusterError, ConfigurationError
 from .._types import WorkerURL
-from ..algorithms.sharding import split
 from ..auth import WORKER_TOKEN_VARIABLE, bearer_header, is_loopback, new_token
 from ..logs import attach_log_files
 from ..wire import paths
@@ -50,7 +49,7 @@ from ._launcher import (
     pickle_target,
     runs_root,
 )
-from ._options import check_ports, checked_target, named_targets, per_worker
+from ._options import check_ports, checked_target, named_targets, per_worker, shard_workers
 from ._sweep import sweep_once, sweep_stale_workers
 from ._zygote import ZYGOTE
 from .states import ClusterState, WorkerState
@@ -339,18 +338,8 @@ class LocalCluster:
         """A cluster of ``n_workers`` copies of ``worker``, each holding one shard of the
         rows of ``X`` and ``y`` (``worker.with_data(X_k, y_k)``); see
         :func:`chimera_nb.algorithms.sharding.split` for ``method`` and ``proportions``."""
-        if not callable(getattr(worker, "with_data", None)):
-            raise ConfigurationError(
-                f"{type(worker).__name__} has no with_data(X, y) method, so it cannot be "
-                "given a shard. Pass a chimera-nb worker such as SGDWorker()."
-            )
-        try:
-            shards = split(
-                X, y, n_workers, method, proportions=proportions, random_state=random_state
-            )
-        except ValueError as error:
-            raise ConfigurationError(f"Cannot split the data into shards: {error}") from error
-        return cls([worker.with_data(X_k, y_k) for X_k, y_k in shards], **cluster_kwargs)
+        workers = shard_workers(worker, X, y, n_workers, method, proportions, random_state)
+        return cls(workers, **cluster_kwargs)
 
     def _require(self, state: ClusterState, action: str) -> None:
         if self._state is state:

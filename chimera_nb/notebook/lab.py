@@ -128,12 +128,10 @@ class Lab:
         **cluster_options: Any,
     ) -> Lab:
         """Split ``X, y`` into ``n_workers`` shards, one copy of ``worker`` each."""
-        from ..algorithms.sharding import split
+        from ..cluster._options import shard_workers
 
-        shards = split(X, y, n_workers, method, proportions=proportions, random_state=random_state)
-        return cls(
-            [worker.with_data(*shard) for shard in shards], master, name=name, **cluster_options
-        )
+        workers = shard_workers(worker, X, y, n_workers, method, proportions, random_state)
+        return cls(workers, master, name=name, **cluster_options)
 
     # -- lifecycle --------------------------------------------------------------------------
 
