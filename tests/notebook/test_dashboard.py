@@ -97,11 +97,12 @@ def test_charts_follow_a_blocking_fit_and_redraws_are_throttled(lab, dashboard):
     assert {"D", "E", "F", "H", "I", "J", "K"} <= set().union(*(v for _, v in pictures))
     assert any(t < returned for t in changed_at["flowchart"])
     assert any(t < returned for t in changed_at["loss"])
-    # the loss was redrawn more than once, but far less often than there were rounds
+    # the loss was redrawn while the cell blocked (above), but far less often than there were
+    # rounds: a PNG costs 0.1-0.3 s here, so a fast fit may get only one redraw before the end
     redraws = {part: n - before[part] for part, n in dashboard.redraw_count.items()}
     n_rounds = len(lab.master.history_)
     assert n_rounds == MAX_ITER + 1
-    assert 1 < redraws["loss"] < n_rounds / 20
+    assert 1 <= redraws["loss"] < n_rounds / 20
     assert redraws["flowchart"] <= 10 * elapsed + 2
     assert sum(redraws.values()) / elapsed < 50  # widget messages per second
     for image in (dashboard.loss, dashboard.latency, dashboard.latency_rounds):
