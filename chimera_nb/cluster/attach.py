@@ -27,9 +27,9 @@ from urllib.parse import urlsplit
 
 from .._exceptions import ClusterError, ConfigurationError
 from ..auth import MASTER_TOKEN_VARIABLE, bearer_header, validate_token
-from ..config import validate_worker_name
 from ..logs import attach_log_files, status_logger
 from ._launcher import runs_root
+from ._options import named_targets
 from ._remote import RemoteCluster, RemoteWorker, health_client
 from .states import ClusterState, WorkerState
 
@@ -78,20 +78,9 @@ class AttachedCluster(RemoteCluster):
         startup_timeout: float = 30.0,
     ) -> None:
         super().__init__(name, startup_timeout)
-        if isinstance(workers, Mapping):
-            urls = dict(workers)
-        elif isinstance(workers, Sequence) and not isinstance(workers, (str, bytes)):
-            urls = {f"worker{k}": url for k, url in enumerate(workers, start=1)}
-        else:
-            raise ConfigurationError(
-                "workers must be a mapping worker name -> URL or a list of URLs, got "
-                f"{type(workers).__name__}."
-            )
-        if not urls:
-            raise ConfigurationError("workers is empty; attach at least one worker.")
+        urls = named_targets(workers)  # a mapping name -> URL, or a list of URLs
         self._workers = {
-            validate_worker_name(worker): RemoteWorker(worker, _checked_url(worker, url))
-            for worker, url in urls.items()
+            worker: RemoteWorker(worker, _checked_url(worker, url)) for worker, url in urls.items()
         }
         token = token if token is not None else os.environ.get(MASTER_TOKEN_VARIABLE) or None
         self._token = validate_token(token) if token is not None else None
