@@ -1,10 +1,20 @@
 """Datasets for the labs, as pandas objects: UCI wine quality, and scikit-learn's bundled sets.
 
-Wine quality is the data of the seed's SGD example, so the labs use it too. It is downloaded
-from its public source on first use and cached, so a notebook needs the network once and then
-runs offline. The cache is written atomically (a temporary file renamed into place) and only
-after the download has been read and checked: an interrupted or malformed download never
-leaves a file that a later call would trust. When there is no network at all,
+Wine quality is the data of the seed's SGD example, so the labs use it too. Its source is
+chosen in this order, per file:
+
+1. **An explicit source**: ``base_url``, or ``$CHIMERA_WINE_QUALITY_URL``. The cache, else a
+   download from there. It comes first so that a course can point every notebook at its own
+   mirror, and so that the tests exercise the download path.
+2. **The repository's copy** in ``data/wine-quality/``, beside the package in a source
+   checkout or an editable install: read in place, with no network and no cache. This is
+   what makes the demo and the notebooks give the same numbers offline as online.
+3. **Otherwise** (an installed wheel, which does not carry ``data/``): the cache, else a
+   download from the UCI repository, then cached, so the network is needed once.
+
+The cache is written atomically (a temporary file renamed into place) and only after the
+download has been read and checked: an interrupted or malformed download never leaves a file
+that a later call would trust. When wine quality cannot be had at all,
 :func:`load_sklearn_dataset` gives the datasets that ship inside scikit-learn.
 """
 
@@ -26,7 +36,12 @@ from sklearn.utils import Bunch
 
 from ._exceptions import DatasetError
 
-__all__ = ["load_sklearn_dataset", "load_wine_quality", "wine_quality_is_cached"]
+__all__ = [
+    "load_sklearn_dataset",
+    "load_wine_quality",
+    "wine_quality_available_offline",
+    "wine_quality_is_cached",
+]
 
 #: Which wines to load; "both" stacks red then white and adds an ``is_red`` feature.
 WineColor = Literal["red", "white", "both"]
@@ -40,6 +55,13 @@ WINE_FEATURE_NAMES = [
 WINE_TARGET_NAME = "quality"
 
 _WINE_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/wine-quality/"
+#: The copy in the repository's top-level ``data/`` folder (see ``data/README.md``). It is
+#: there in a source checkout or an editable install; a wheel holds only the package.
+_SHIPPED_WINE_DIR = Path(__file__).resolve().parents[1] / "data" / "wine-quality"
+_RESTORE_SHIPPED = (
+    "It is the repository's copy: restore it with `git checkout -- data/wine-quality` "
+    "(data/README.md gives each file's SHA-256)."
+)
 _WINE_FILES = {"red": "winequality-red.csv", "white": "winequality-white.csv"}
 _WINE_DESCR = """\
 Wine Quality (red and white Vinho Verde wines)
@@ -73,7 +95,7 @@ def load_wine_quality(
     timeout: float = 5.0,
     return_X_y: bool = False,
 ) -> DatasetResult:
-    """Load the UCI wine-quality data, downloading and caching it on first use.
+    """Load the UCI wine-quality data: the repository's copy, else the cache, else a download.
 
     Parameters
     ----------
@@ -81,10 +103,13 @@ def load_wine_quality(
         Which wines. With "both", the red rows come first, then the white ones, and a
         feature ``is_red`` (1.0 or 0.0) keeps the colour, which changes the chemistry a lot.
     data_home : str or path, optional
-        Cache folder. Default: ``$CHIMERA_DATA_HOME``, else ``~/.cache/chimera-nb``.
+        Cache folder for downloaded files. Default: ``$CHIMERA_DATA_HOME``, else
+        ``~/.cache/chimera-nb``. The repository's ``data/`` copy is read in place, not cached.
     base_url : str, optional
         Folder URL holding ``winequality-red.csv`` and ``winequality-white.csv`` (``http(s)://``
-        or ``file://``). Default: ``$CHIMERA_WINE_QUALITY_URL``, else the UCI repository.
+        or ``file://``). Default: ``$CHIMERA_WINE_QUALITY_URL``. Either one, when given, is
+        used (through the cache) instead of the repository's ``data/wine-quality/`` copy.
+        With neither, that copy is read if it is there, else the UCI repository's files.
     timeout : float, default=5.0
         Seconds to wait for the server before giving up.
     return_X_y : bool, default=False
@@ -106,15 +131,22 @@ def load_wine_quality(
 
     Notes
     -----
+    The module docstring says how the source is chosen, and why.
+    :func:`wine_quality_available_offline` tells whether a call will need the network.
+
     The UCI files are ``;``-separated with a quoted header line; copies found elsewhere are
     often ``,``-separated without one. Both are read, and columns are always named from the
     dataset's documentation, so the result does not depend on which copy was fetched.
     """
-    if color not in ("red", "white", "both"):
-        raise ValueError(f"color must be 'red', 'white' or 'both', got {color!r}.")
-    base_url = base_url or os.environ.get("CHIMERA_WINE_QUALITY_URL") or _WINE_URL
-    colors = ["red", "white"] if color == "both" else [color]
-    frames = [_read_wine_file(name, _wine_dir(data_home), base_url, timeout) for name in colors]
+    explicit_url = base_url or os.environ.get("CHIMERA_WINE_QUALITY_URL") or None
+    frames = []
+    for name in _colors(color):
+        shipped = _SHIPPED_WINE_DIR / _WINE_FILES[name]
+        if explicit_url is None and shipped.is_file():  # a source checkout: read in place
+            frames.append(_read_local(shipped, remedy=_RESTORE_SHIPPED))
+        else:  # an explicit source, or an installed wheel: the cache, else a download
+            folder = _wine_dir(data_home)
+            frames.append(_read_wine_file(name, folder, explicit_url or _WINE_URL, timeout))
     if color == "both":
         for frame, is_red in zip(frames, (1.0, 0.0)):
             frame.insert(len(WINE_FEATURE_NAMES), "is_red", is_red)
@@ -134,15 +166,34 @@ def load_wine_quality(
     )
 
 
+def wine_quality_available_offline(
+    data_home: str | os.PathLike[str] | None = None, *, color: WineColor = "both"
+) -> bool:
+    """Whether ``load_wine_quality(color, data_home=data_home)`` can load without the network.
+
+    True when every file it needs is in the repository's ``data/`` copy (a source checkout)
+    or in the cache (an installed wheel, after a first download). As in the loader, a set
+    ``$CHIMERA_WINE_QUALITY_URL`` takes the ``data/`` copy out of play, leaving the cache.
+    A demo can check this first and fall back to :func:`load_sklearn_dataset` when offline.
+    """
+    use_shipped = not os.environ.get("CHIMERA_WINE_QUALITY_URL")
+    return all(
+        (use_shipped and (_SHIPPED_WINE_DIR / _WINE_FILES[name]).is_file())
+        or (_wine_dir(data_home) / _WINE_FILES[name]).is_file()
+        for name in _colors(color)
+    )
+
+
 def wine_quality_is_cached(
     data_home: str | os.PathLike[str] | None = None, *, color: WineColor = "both"
 ) -> bool:
-    """Whether :func:`load_wine_quality` can load ``color`` without the network.
+    """Whether the download cache in ``data_home`` holds ``color``'s files.
 
-    A demo can check this first and fall back to :func:`load_sklearn_dataset` when offline.
+    Only the cache: a source checkout reads its ``data/`` copy without ever filling it. To
+    ask whether :func:`load_wine_quality` needs the network, use
+    :func:`wine_quality_available_offline`.
     """
-    colors = ["red", "white"] if color == "both" else [color]
-    return all((_wine_dir(data_home) / _WINE_FILES[name]).is_file() for name in colors)
+    return all((_wine_dir(data_home) / _WINE_FILES[name]).is_file() for name in _colors(color))
 
 
 def load_sklearn_dataset(name: str, *, return_X_y: bool = False) -> DatasetResult:
@@ -174,6 +225,13 @@ def load_sklearn_dataset(name: str, *, return_X_y: bool = False) -> DatasetResul
     return (bunch.data, bunch.target) if return_X_y else bunch
 
 
+def _colors(color: WineColor) -> list[str]:
+    """The files' colours for ``color``, red first; a ValueError for anything else."""
+    if color not in ("red", "white", "both"):
+        raise ValueError(f"color must be 'red', 'white' or 'both', got {color!r}.")
+    return ["red", "white"] if color == "both" else [color]
+
+
 def _wine_dir(data_home: str | os.PathLike[str] | None) -> Path:
     """The folder holding the cached wine-quality files."""
     home = data_home or os.environ.get("CHIMERA_DATA_HOME") or "~/.cache/chimera-nb"
@@ -184,15 +242,20 @@ def _read_wine_file(color: str, folder: Path, base_url: str, timeout: float) -> 
     """One colour's frame: from the cache if it is there, else downloaded, checked, cached."""
     path = folder / _WINE_FILES[color]
     if path.is_file():
-        try:
-            return _parse_wine_csv(path.read_bytes(), source=str(path))
-        except DatasetError as error:
-            raise DatasetError(f"{error} Delete {path} to download it again.") from error
+        return _read_local(path, remedy=f"Delete {path} to download it again.")
     url = base_url.rstrip("/") + "/" + _WINE_FILES[color]
     raw = _download(url, timeout)
     frame = _parse_wine_csv(raw, source=url)  # check before caching: never cache a bad file
     _write_atomically(path, raw)
     return frame
+
+
+def _read_local(path: Path, remedy: str) -> pd.DataFrame:
+    """The checked frame of a file on disk; a damaged file's error ends with ``remedy``."""
+    try:
+        return _parse_wine_csv(path.read_bytes(), source=str(path))
+    except DatasetError as error:
+        raise DatasetError(f"{error} {remedy}") from error
 
 
 def _download(url: str, timeout: float) -> bytes:
@@ -204,9 +267,10 @@ def _download(url: str, timeout: float) -> bytes:
     # HTTPException covers a connection cut mid-body; ValueError a malformed URL.
     except (OSError, http.client.HTTPException, ValueError) as error:
         raise DatasetError(
-            f"Could not download the wine-quality data from {url} ({error}). Check the network "
-            "or set base_url / CHIMERA_WINE_QUALITY_URL to a copy (file:// works), or use "
-            "load_sklearn_dataset('wine'), which works offline."
+            f"Could not download the wine-quality data from {url} ({error}). Check the network, "
+            "or set base_url / CHIMERA_WINE_QUALITY_URL to a copy (file:// works; the kit's "
+            "repository has one in data/wine-quality/), or use load_sklearn_dataset('wine'), "
+            "which works offline."
         ) from error
 
 

@@ -55,14 +55,6 @@ def test_demo_fits_both_families_on_wine_quality_and_writes_the_charts(tmp_path)
         assert (tmp_path / "out" / chart).stat().st_size > 10_000
 
 
-def test_demo_offline_uses_bundled_datasets(tmp_path):
-    demo = chimera_nb("demo", "--offline", "--max-iter", "20", "--output", "out", cwd=tmp_path)
-    output, _ = demo.communicate(timeout=180)
-    assert demo.returncode == 0, output
-    assert "bundled diabetes and wine data" in output
-    assert (tmp_path / "out" / "loss.png").exists()
-
-
 def test_serve_worker_serves_a_seed_worker_script_until_interrupted(tmp_path):
     # Prepare
     (tmp_path / "chimera_workers").mkdir()

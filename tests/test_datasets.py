@@ -1,11 +1,17 @@
-"""Tests of chimera_nb.datasets against the real wine-quality files, served on 127.0.0.1."""
+"""Tests of chimera_nb.datasets against the real wine-quality files: the repository's copy in
+``data/``, read with the network closed, and the download path, served on 127.0.0.1."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
+import json
 import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +20,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chimera_nb import datasets
 from chimera_nb._exceptions import DatasetError
-from chimera_nb.datasets import load_sklearn_dataset, load_wine_quality, wine_quality_is_cached
-
-SHARED_WINE_QUALITY = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "wine-quality"
+from chimera_nb.datasets import (
+    load_sklearn_dataset,
+    load_wine_quality,
+    wine_quality_available_offline,
+    wine_quality_is_cached,
 )
+from tests.conftest import REPO_ROOT, SHARED, require_shared
+
+SHARED_WINE_QUALITY = SHARED / "datasets" / "wine-quality"
+UCI_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/wine-quality/"
 
 FEATURES = [
     "fixed_acidity", "volatile_acidity", "citric_acid", "residual_sugar", "chlorides",
@@ -69,12 +81,7 @@ class LocalServer:
 @pytest.fixture
 def shared_folder() -> Path:
     """The repository's sibling ``shared/datasets/wine-quality``: required on CI, else optional."""
-    if not (SHARED_WINE_QUALITY / "winequality-red.csv").is_file():
-        message = f"the shared wine-quality copy is missing at {SHARED_WINE_QUALITY}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return SHARED_WINE_QUALITY
+    return require_shared(SHARED_WINE_QUALITY)
 
 
 @pytest.fixture
@@ -82,6 +89,221 @@ def wine_server(shared_folder: Path) -> Iterator[LocalServer]:
     server = LocalServer(_QuietHandler, shared_folder)
     yield server
     server.stop()
+
+
+def offline_environment(data_home: Path) -> dict[str, str]:
+    """A child process's environment with no way out to the network, an empty cache in
+    ``data_home``, and no explicit wine-quality source.
+
+    Every proxy variable points at port 9 of 127.0.0.1 (discard, where nothing listens here),
+    and urllib sends every http(s) request there: a real refused connection, not a mock.
+    Only loopback bypasses it, so local workers still answer.
+    """
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key.lower() not in ("no_proxy", "all_proxy", "chimera_wine_quality_url")
+    }
+    closed = "http://127.0.0.1:9"
+    for key in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        environment[key] = closed
+    environment["NO_PROXY"] = environment["no_proxy"] = "127.0.0.1,localhost"
+    environment["CHIMERA_DATA_HOME"] = str(data_home)
+    return environment
+
+
+def run_python(code: str, *arguments: str, env: dict[str, str], cwd: Path) -> dict:
+    """Run ``code`` in a fresh interpreter; it prints one JSON object, which is returned."""
+    finished = subprocess.run(
+        [sys.executable, "-c", code, *arguments],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 0, finished.stderr
+    return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
+def frame_fingerprint(frame: pd.DataFrame) -> str:
+    """The SHA-256 of a frame written as CSV: equal fingerprints, equal numbers and names."""
+    return hashlib.sha256(frame.to_csv().encode()).hexdigest()
+
+
+#: Loads wine quality with no argument at all, as the demo and the notebooks do, after
+#: checking that the network really is closed.
+_LOAD_WITH_NO_SOURCE = """
+import hashlib, json, urllib.request
+from chimera_nb import datasets
+
+try:
+    urllib.request.urlopen(datasets._WINE_URL + "winequality-red.csv", timeout=5).close()
+    network = "open"
+except OSError as error:
+    network = f"closed: {error}"
+bunch = datasets.load_wine_quality()
+print(json.dumps({
+    "network": network,
+    "module": datasets.__file__,
+    "shape": list(bunch.data.shape),
+    "features": bunch.feature_names,
+    "red_rows": int(bunch.data["is_red"].sum()),
+    "fingerprint": hashlib.sha256(bunch.frame.to_csv().encode()).hexdigest(),
+    "available_offline": datasets.wine_quality_available_offline(),
+    "cached": datasets.wine_quality_is_cached(),
+}))
+"""
+
+#: The same, in a package laid out as a wheel installs it (no ``data/`` beside it): offline
+#: with an empty cache, then after a first download (from a local copy), then offline again.
+_LOAD_AS_AN_INSTALLED_WHEEL = """
+import json, sys
+from chimera_nb import datasets
+from chimera_nb._exceptions import DatasetError
+
+report = {"module": datasets.__file__}
+report["available_before"] = datasets.wine_quality_available_offline()
+try:
+    datasets.load_wine_quality(timeout=5)
+    report["error"] = None
+except DatasetError as error:
+    report["error"] = str(error)
+datasets.load_wine_quality(base_url=sys.argv[1])  # the first download fills the cache
+report["available_after"] = datasets.wine_quality_available_offline()
+report["shape"] = list(datasets.load_wine_quality(timeout=5).data.shape)  # no source given
+print(json.dumps(report))
+"""
+
+
+def test_no_source_reads_the_repository_copy_with_the_network_closed_and_no_cache(
+    shared_folder: Path, tmp_path: Path
+) -> None:
+    # Prepare
+    home = tmp_path / "empty-cache"
+    home.mkdir()
+    expected = load_wine_quality(data_home=tmp_path / "download", base_url=shared_folder.as_uri())
+
+    # Execute
+    report = run_python(
+        _LOAD_WITH_NO_SOURCE,
+        env={**offline_environment(home), "PYTHONPATH": str(REPO_ROOT)},
+        cwd=tmp_path,
+    )
+
+    # Assert
+    assert "Connection refused" in report["network"]  # by the proxy, so also on a networked CI
+    assert Path(report["module"]).resolve().parents[1] == REPO_ROOT
+    assert report["shape"] == [6497, 12]
+    assert report["features"] == [*FEATURES, "is_red"]
+    assert report["red_rows"] == 1599
+    assert report["fingerprint"] == frame_fingerprint(expected.frame)  # same numbers
+    assert report["available_offline"] is True
+    assert report["cached"] is False
+    assert list(home.iterdir()) == []  # nothing was written to the cache
+
+
+def test_installed_wheel_without_data_folder_downloads_once_then_works_offline(
+    shared_folder: Path, tmp_path: Path
+) -> None:
+    # Prepare: the package alone, as a wheel installs it, with no data/ folder beside it.
+    site = tmp_path / "site-packages"
+    shutil.copytree(
+        REPO_ROOT / "chimera_nb",
+        site / "chimera_nb",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    home = tmp_path / "cache"
+    home.mkdir()
+
+    # Execute
+    report = run_python(
+        _LOAD_AS_AN_INSTALLED_WHEEL,
+        shared_folder.as_uri(),
+        env={**offline_environment(home), "PYTHONPATH": str(site)},
+        cwd=tmp_path,
+    )
+
+    # Assert
+    assert Path(report["module"]).resolve().parent == site / "chimera_nb"
+    assert report["available_before"] is False
+    assert report["error"] is not None
+    assert f"{UCI_URL}winequality-red.csv" in report["error"]
+    assert "data/wine-quality" in report["error"]
+    assert report["available_after"] is True
+    assert report["shape"] == [6497, 12]
+    assert sorted(path.name for path in (home / "wine-quality").iterdir()) == [
+        "winequality-red.csv",
+        "winequality-white.csv",
+    ]
+
+
+def test_explicit_base_url_is_read_instead_of_the_repository_copy(tmp_path: Path) -> None:
+    # Prepare: a source holding two red wines only, unlike the 1,599 in data/.
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "winequality-red.csv").write_text(
+        "7.4,0.7,0,1.9,0.076,11,34,0.9978,3.51,0.56,9.4,5\n"
+        "7.8,0.88,0,2.6,0.098,25,67,0.9968,3.2,0.68,9.8,6\n"
+    )
+
+    # Execute
+    X, y = load_wine_quality(
+        "red", data_home=tmp_path / "home", base_url=source.as_uri(), return_X_y=True
+    )
+
+    # Assert
+    assert X.shape == (2, 11)
+    assert y.tolist() == [5, 6]
+    assert wine_quality_is_cached(tmp_path / "home", color="red")
+
+
+def test_repository_copy_counts_as_available_offline_but_not_as_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare
+    monkeypatch.delenv("CHIMERA_WINE_QUALITY_URL", raising=False)
+
+    # Execute
+    available = wine_quality_available_offline(tmp_path)
+    cached = wine_quality_is_cached(tmp_path)
+
+    # Assert
+    assert available is True
+    assert cached is False
+
+
+def test_explicit_source_variable_leaves_only_the_cache_available_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: the loader would download from this URL, so data/ does not count.
+    monkeypatch.setenv("CHIMERA_WINE_QUALITY_URL", _closed_port_url())
+
+    # Execute
+    available = wine_quality_available_offline(tmp_path)
+
+    # Assert
+    assert available is False
+
+
+def test_damaged_repository_copy_raises_dataset_error_saying_how_to_restore_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: a data/ folder whose red file lost most of its columns.
+    shipped = tmp_path / "data" / "wine-quality"
+    shipped.mkdir(parents=True)
+    (shipped / "winequality-red.csv").write_text("7.4,0.7,0,1.9\n")
+    monkeypatch.setattr(datasets, "_SHIPPED_WINE_DIR", shipped)
+    monkeypatch.delenv("CHIMERA_WINE_QUALITY_URL", raising=False)
+
+    # Execute
+    with pytest.raises(DatasetError) as caught:
+        load_wine_quality("red", data_home=tmp_path / "home")
+
+    # Assert
+    assert str(shipped / "winequality-red.csv") in str(caught.value)
+    assert "git checkout -- data/wine-quality" in str(caught.value)
+    assert not wine_quality_is_cached(tmp_path / "home", color="red")
 
 
 def _closed_port_url() -> str:
@@ -307,10 +529,13 @@ def test_damaged_cache_file_raises_dataset_error_saying_to_delete_it(tmp_path: P
     assert f"Delete {cached}" in str(caught.value)
 
 
-def test_unknown_color_raises_value_error_naming_the_argument(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "function", [load_wine_quality, wine_quality_available_offline, wine_quality_is_cached]
+)
+def test_unknown_color_raises_value_error_naming_the_argument(tmp_path: Path, function) -> None:
     # Execute / Assert
     with pytest.raises(ValueError, match="color must be 'red', 'white' or 'both', got 'rose'"):
-        load_wine_quality("rose", data_home=tmp_path)  # type: ignore[arg-type]
+        function(data_home=tmp_path, color="rose")
 
 
 def test_bundled_digits_load_offline_as_a_frame_of_64_pixels() -> None:

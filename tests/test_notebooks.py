@@ -1,9 +1,9 @@
 """Every notebook in ``notebooks/`` runs top to bottom in a fresh kernel, as a student runs
 it, prints what it teaches, and leaves no process behind.
 
-The kernel imports the kit from this repository (``PYTHONPATH``), loads wine quality from the
-copy in ``../shared`` (no network), and caches it in a temporary folder. If that copy is
-missing the notebooks fall back to scikit-learn's bundled data and must still run.
+The kernel imports the kit from this repository (``PYTHONPATH``) and has no network (every
+proxy variable points at a closed port) and an empty download cache: the notebooks must read
+wine quality from the repository's ``data/`` folder, as a student's offline checkout does.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import psutil
 import pytest
 from nbclient import NotebookClient
 
-from tests.conftest import REPO_ROOT, SHARED
+from tests.conftest import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 CELL_TIMEOUT = 120  # seconds per cell
@@ -53,6 +53,9 @@ EXPECTED_OUTPUT = {
 }
 
 
+#: What every notebook prints when it reads wine quality from data/ (offline, no cache).
+DATA_FROM_THE_REPOSITORY = "Data: UCI wine quality, 6497 rows x 12 features"
+
 #: The first cell of every notebook: installs the kit and enables widgets on Colab only.
 COLAB_SETUP_CELL = """\
 import sys
@@ -69,11 +72,13 @@ def test_every_notebook_has_expectations():
 
 @pytest.fixture
 def kernel_env(monkeypatch, tmp_path):
-    """What the kernel inherits: this repository's kit, and wine quality from ../shared."""
+    """What the kernel inherits: this repository's kit, no network, an empty cache."""
     monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT), prepend=":")
-    monkeypatch.setenv(
-        "CHIMERA_WINE_QUALITY_URL", (SHARED / "datasets" / "wine-quality").as_uri() + "/"
-    )
+    monkeypatch.delenv("CHIMERA_WINE_QUALITY_URL", raising=False)
+    for variable in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")  # a closed port: no download
+    for variable in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(variable, "127.0.0.1,localhost")  # the kit's own servers
     monkeypatch.setenv("CHIMERA_DATA_HOME", str(tmp_path / "data-home"))
     monkeypatch.delenv("CHIMERA_LAUNCHER", raising=False)
     return tmp_path
@@ -137,7 +142,7 @@ def test_notebook_runs_top_to_bottom_and_leaves_no_process(path, kernel_env, rec
     print(f"{path.name}: {elapsed:.1f} s")
     # Assert
     text = outputs_of(nb.cells)
-    for expected in EXPECTED_OUTPUT[path.stem]:
+    for expected in [DATA_FROM_THE_REPOSITORY, *EXPECTED_OUTPUT[path.stem]]:
         assert expected in text, f"{path.name} did not print {expected!r}; it printed:\n{text}"
     errors = outputs_of(nb.cells, stream="stderr")
     assert "Traceback" not in errors, errors
