@@ -30,14 +30,13 @@ from ._exceptions import (
 
 if TYPE_CHECKING:
     from .cluster import AttachedCluster, DockerCluster, LocalCluster, SwarmCluster, WorkerState
-    from .config import ChimeraSettings, load_settings
     from .logs import read_time_log
     from .masters import AggregationMaster, EventBus, ParameterServerMaster, StepEvent
     from .notebook import Lab
-    from .run import run
+    from .seed import ChimeraSettings, load_settings, run
     from .workers import ClassificationWorker, RegressionWorker, SGDWorker
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401 - the package's version, chimera_nb.__version__
 
 __all__ = [
     "AggregationMaster",
@@ -71,7 +70,7 @@ __all__ = [
 _LAZY = {
     "AggregationMaster": ".masters",
     "AttachedCluster": ".cluster",
-    "ChimeraSettings": ".config",
+    "ChimeraSettings": ".seed",
     "ClassificationWorker": ".workers",
     "DockerCluster": ".cluster",
     "EventBus": ".masters",
@@ -83,9 +82,9 @@ _LAZY = {
     "StepEvent": ".masters",
     "SwarmCluster": ".cluster",
     "WorkerState": ".cluster",
-    "load_settings": ".config",
+    "load_settings": ".seed",
     "read_time_log": ".logs",
-    "run": ".run",
+    "run": ".seed",
 }
 
 

@@ -47,7 +47,8 @@ def _serve_worker(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> None:
     """Serve a seed project's workers and a master without writing a master file."""
-    from . import AggregationMaster, ParameterServerMaster, run
+    from .masters import AggregationMaster, ParameterServerMaster
+    from .seed import run
 
     master = (
         AggregationMaster()
@@ -65,7 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--workers", type=int, default=3, help="number of workers (default 3)")
     demo.add_argument("--max-iter", type=int, default=200, help="parameter-server rounds")
     demo.add_argument("--output", type=Path, default=Path("demo-output"), help="where PNGs go")
-    demo.add_argument("--offline", action="store_true", help="use bundled data, no download")
+    demo.add_argument(
+        "--offline",
+        action="store_true",
+        help="never download: wine quality from the repository's data/ folder or the cache; "
+        "scikit-learn's bundled sets only if neither is there",
+    )
     demo.set_defaults(handler=_demo)
 
     serve = commands.add_parser("serve-worker", help="serve a worker script (chimera_workers/x.py)")
@@ -83,15 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.set_defaults(handler=_serve_worker)
 
-    run = commands.add_parser("run", help="run a seed-style project's workers and a master")
-    run.add_argument("directory", nargs="?", default=".")
-    run.add_argument(
+    project = commands.add_parser("run", help="run a seed-style project's workers and a master")
+    project.add_argument("directory", nargs="?", default=".")
+    project.add_argument(
         "--master", choices=["parameter-server", "aggregation"], default="parameter-server"
     )
-    run.add_argument("--model-type", choices=["regressor", "classifier"], default="regressor")
-    run.add_argument("--max-iter", type=int, default=1000)
-    run.add_argument("--port", type=int, default=8080)
-    run.set_defaults(handler=_run)
+    project.add_argument("--model-type", choices=["regressor", "classifier"], default="regressor")
+    project.add_argument("--max-iter", type=int, default=1000)
+    project.add_argument("--port", type=int, default=8080)
+    project.set_defaults(handler=_run)
 
     args = parser.parse_args(argv)
     try:

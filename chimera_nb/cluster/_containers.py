@@ -13,26 +13,21 @@ Inside a container the seed's layout is rebuilt under ``/chimera`` (the working 
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .._exceptions import ConfigurationError
 from ..auth import WORKER_TOKEN_VARIABLE
 from ._images import KIT_IN_CONTAINER, ImagePlan, kit_source
-from ._remote import RemoteWorker
+from ._records import WorkerRecord
 
 __all__ = [
     "IN_CONTAINER",
     "ContainerSpec",
     "ContainerWorker",
-    "checked_host",
     "container_spec",
-    "free_port",
     "user_code",
     "write_private",
 ]
@@ -42,8 +37,8 @@ ENTRY = "chimera_nb.cluster._container_entry"
 
 
 @dataclass
-class ContainerWorker(RemoteWorker):
-    """A worker of a container backend."""
+class ContainerWorker(WorkerRecord):
+    """A worker of a container backend (docker, swarm)."""
 
     target: Any = None  # a worker object, or the Path of a seed-style script
     port: int = 0  # host port: asked for (0: any free one), then the one published
@@ -134,22 +129,3 @@ def write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path``, readable by this user only."""
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
         file.write(data)
-
-
-def checked_host(host: str) -> str:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ConfigurationError(
-            f"host must be an IP address to publish the workers' ports on, such as "
-            f"'127.0.0.1' (this machine only), got {host!r}."
-        ) from None
-    return host
-
-
-def free_port(host: str) -> int:
-    """A port free on ``host`` now (the engine publishes it a moment later)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]

@@ -1,5 +1,6 @@
-"""Talking to the Docker engine: connecting, checking every value before it reaches the
-engine, labelling what a run creates, and cleaning up what a crashed run left behind.
+"""Talking to the Docker engine: connecting, labelling what a run creates, turning the
+engine's errors into sentences, and cleaning up what a crashed run left behind. (Every
+value is checked before it gets here, by :mod:`chimera_nb.validation`.)
 
 Every container, service, network, config and image a run creates carries labels:
 
@@ -19,10 +20,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import socket
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._exceptions import ClusterError, ConfigurationError
 from ._launcher import pid_exists
@@ -35,16 +37,15 @@ __all__ = [
     "OWNER_LABEL",
     "RUN_LABEL",
     "WORKER_LABEL",
-    "check_constraint",
-    "check_cpu_share",
-    "check_image_reference",
-    "check_network_name",
-    "check_subnet",
+    "at_once",
     "connect",
+    "create_network",
     "describe_owner",
-    "docker_slug",
+    "engine_errors",
     "owner_id",
     "port_holder",
+    "remove_quietly",
+    "remove_run",
     "run_labels",
     "subnet_conflict",
     "sweep_leftovers",
@@ -55,86 +56,8 @@ OWNER_LABEL = "chimera-nb.owner"
 CLUSTER_LABEL = "chimera-nb.cluster"
 WORKER_LABEL = "chimera-nb.worker"
 
-_NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,49}")
-# Docker's reference grammar, simplified: [host[:port]/]path[:tag][@digest], lowercase path.
-_IMAGE_REFERENCE = re.compile(
-    r"(?:[A-Za-z0-9.-]+(?::[0-9]{1,5})?/)?"
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?"
-)
-# Swarm placement: node.<attribute> == or != <value>, e.g. node.hostname==lab-pc-3.
-_CONSTRAINT = re.compile(
-    r"(?:node\.(?:id|hostname|role|platform\.os|platform\.arch|labels\.[A-Za-z0-9_.-]+)"
-    r"|engine\.labels\.[A-Za-z0-9_.-]+)\s*(?:==|!=)\s*[A-Za-z0-9_.-]+"
-)
 _INSTALL_DOCKER_SDK = "pip install 'chimera-nb[docker]'"
-
-
-# --- values that reach Docker --------------------------------------------------------------
-
-
-def docker_slug(name: str, limit: int = 24) -> str:
-    """A display name turned into a safe part of a Docker name (``"my lab!"`` -> ``"my-lab"``)."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-._")[:limit].strip("-._")
-    return slug or "chimera"
-
-
-def check_network_name(name: str) -> str:
-    if not isinstance(name, str) or _NETWORK_NAME.fullmatch(name) is None:
-        raise ConfigurationError(
-            f"Network name {name!r} is not allowed: use 1 to 50 letters, digits, '_', '.' or "
-            "'-', starting with a letter or digit (the run id is appended to it), e.g. "
-            "'chimera-network'."
-        )
-    return name
-
-
-def check_subnet(subnet: str | None) -> str | None:
-    """``"192.168.10.0/24"`` (an IPv4 network address), or None to let Docker pick one."""
-    if subnet is None:
-        return None
-    try:
-        network = ipaddress.ip_network(str(subnet), strict=True)
-    except ValueError as error:
-        raise ConfigurationError(
-            f"Subnet {subnet!r} is not an IPv4 network address ({error}); write it like "
-            "'192.168.10.0/24', or leave it out to let Docker pick a free one."
-        ) from None
-    if network.version != 4 or network.prefixlen > 29:
-        raise ConfigurationError(
-            f"Subnet {subnet!r} must be IPv4 with a mask of at most 29 bits, so that it has "
-            "room for a gateway and the workers, e.g. '192.168.10.0/24'."
-        )
-    return str(network)
-
-
-def check_image_reference(reference: str) -> str:
-    if not isinstance(reference, str) or _IMAGE_REFERENCE.fullmatch(reference) is None:
-        raise ConfigurationError(
-            f"Image {reference!r} is not a Docker image reference: write it like "
-            "'chimera-nb-worker:0.1.0' or 'registry.lab:5000/chimera-worker:1' (lowercase "
-            "name, optional tag), with no spaces or shell characters."
-        )
-    return reference
-
-
-def check_cpu_share(worker: str, share: Any) -> int:
-    if isinstance(share, bool) or not isinstance(share, int) or not 2 <= share <= 262_144:
-        raise ConfigurationError(
-            f"The CPU share of worker {worker!r} must be an integer from 2 (Docker's smallest "
-            f"share) to 262144, got {share!r}. Shares are relative weights: [2, 4] gives the "
-            "second worker twice the CPU time of the first when both are busy."
-        )
-    return share
-
-
-def check_constraint(constraint: str) -> str:
-    if not isinstance(constraint, str) or _CONSTRAINT.fullmatch(constraint.strip()) is None:
-        raise ConfigurationError(
-            f"Placement constraint {constraint!r} is not one Swarm understands: write "
-            "'node.hostname==lab-pc-3', 'node.role!=manager' or 'node.labels.gpu==yes'."
-        )
-    return constraint.strip()
+T = TypeVar("T")
 
 
 # --- the engine ------------------------------------------------------------------------------
@@ -306,3 +229,74 @@ def subnet_conflict(
                     f"network rm {network.name}')."
                 )
     return f"Docker could not create the network {name}: {text}"
+
+
+# --- calls that every container backend makes ---------------------------------------------------
+
+
+@contextmanager
+def engine_errors(doing: str) -> Iterator[None]:
+    """Turn an error of the engine into a :class:`ClusterError` that starts with ``doing``
+    (``"Could not pause worker 'w1'"``) and gives the engine's explanation."""
+    import docker
+
+    try:
+        yield
+    except docker.errors.APIError as error:
+        raise ClusterError(f"{doing}: {error.explanation or error}") from None
+
+
+def remove_quietly(resource: Any, **options: Any) -> None:
+    """Remove a container, service, network or config that may be gone already."""
+    import docker
+
+    try:
+        resource.remove(**options)
+    except docker.errors.NotFound:
+        pass
+
+
+def at_once(action: Callable[[T], object], items: list[T]) -> None:
+    """``action(item)`` for every item at once (one engine call each takes ~0.3-1 s), one
+    after the other when Python is exiting (no new threads then: an atexit close)."""
+    if not items:
+        return
+    try:
+        with ThreadPoolExecutor(len(items)) as pool:
+            list(pool.map(action, items))
+    except RuntimeError as error:
+        if "interpreter shutdown" not in str(error):
+            raise
+        for item in items:
+            action(item)
+
+
+def create_network(
+    client: docker.DockerClient,
+    name: str,
+    subnet: str | None,
+    labels: dict[str, str],
+    **options: Any,
+) -> Any:
+    """A network for one run, on ``subnet`` if given; a subnet that is taken is reported
+    with the network that holds it."""
+    import docker
+
+    ipam = None
+    if subnet is not None:
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+    try:
+        return client.networks.create(name, ipam=ipam, labels=labels, **options)
+    except docker.errors.APIError as error:
+        raise ClusterError(subnet_conflict(client, subnet, name, error)) from None
+
+
+def remove_run(client: docker.DockerClient, run_id: str, *kinds: str) -> None:
+    """Remove what a run made that no worker holds any more (after a failed start), of the
+    kinds given: ``"containers"``, ``"services"``, ``"configs"``."""
+    run_filter = {"label": f"{RUN_LABEL}={run_id}"}
+    for kind in kinds:
+        collection = getattr(client, kind)
+        listing = {"all": True} if kind == "containers" else {}
+        for resource in collection.list(filters=run_filter, **listing):
+            remove_quietly(resource, **({"force": True} if kind == "containers" else {}))

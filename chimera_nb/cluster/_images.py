@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from .._exceptions import ClusterError, ConfigurationError
-from ._engine import check_image_reference
+from ..validation import validate_image_reference
 
 if TYPE_CHECKING:
     import docker
@@ -162,7 +162,7 @@ def prepare_image(
 ) -> ImagePlan:
     """The image for one run: the one given, the kit's (built if needed), or an empty one."""
     if image is not None:
-        return ImagePlan("given", check_image_reference(image), "python")
+        return ImagePlan("given", validate_image_reference(image), "python")
     if choose_mode(client, mode) == "online":
         return ImagePlan("online", build_worker_image(client), "python")
     reference = f"chimera-nb-base:{run_tag}"
@@ -280,7 +280,7 @@ WORKDIR /chimera
 def worker_image_tag(base: str | None = None, requirements: list[str] | None = None) -> str:
     """``chimera-nb-worker:<version>-py<X.Y>-<hash>``: the hash covers the kit's source, its
     requirements and the base, so an edited kit gets a new image."""
-    from .. import __version__
+    from .._version import __version__
 
     base = base or base_image()
     digest = hashlib.sha256(dockerfile(base, requirements or worker_requirements()).encode())
@@ -317,7 +317,7 @@ def build_worker_image(
     client = connect(client)
     base = base or base_image()
     requirements = list(requirements) if requirements is not None else worker_requirements()
-    tag = check_image_reference(tag or worker_image_tag(base, requirements))
+    tag = validate_image_reference(tag or worker_image_tag(base, requirements))
     if _exists(client, tag):
         return tag
     import shutil

@@ -1,18 +1,23 @@
-"""Checking what a user hands :class:`~chimera_nb.cluster.LocalCluster`: worker names and
-targets, and per-worker options given as a list or a mapping. Every mistake is a
-:class:`~chimera_nb.ConfigurationError` raised before anything starts."""
+"""Checking what a user hands a cluster: worker names and targets, and per-worker options
+given as a list or a mapping. Every mistake is a :class:`~chimera_nb.ConfigurationError`
+raised before anything starts (the rules themselves are in :mod:`chimera_nb.validation`)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._exceptions import ConfigurationError
-from ..config import validate_worker_name
+from ..validation import validate_worker_name, validate_worker_ports
 
-__all__ = ["check_ports", "checked_target", "named_targets", "per_worker", "shard_workers"]
+if TYPE_CHECKING:
+    from ._records import WorkerRecord
+
+__all__ = ["checked_target", "named_targets", "owned_workers", "per_worker", "shard_workers"]
+
+R = TypeVar("R", bound="WorkerRecord")
 
 
 def named_targets(workers: Any) -> dict[str, Any]:
@@ -70,16 +75,30 @@ def per_worker(value: Any, names: list[str], what: str, default: Any) -> dict[st
     )
 
 
-def check_ports(ports: dict[str, Any]) -> None:
-    for name, port in ports.items():
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ConfigurationError(
-                f"The port for worker {name!r} must be an integer from 0 (any free port) to "
-                f"65535, got {port!r}."
-            )
-    fixed = [port for port in ports.values() if port]
-    if len(fixed) != len(set(fixed)):
-        raise ConfigurationError(f"Two workers cannot share a port: ports={ports}.")
+def owned_workers(
+    record: type[R],
+    workers: Any,
+    *,
+    ports: Any,
+    data_dirs: Any,
+    cwd: Path,
+) -> dict[str, R]:
+    """The records of the workers a cluster starts itself (process and container backends):
+    each with its checked ``target``, its host ``port`` (0: any free one) and its
+    ``data_dir`` (by default ``<cwd>/chimera_train_data/<name>``, as in the seed)."""
+    targets = named_targets(workers)
+    names = list(targets)
+    fixed_ports = validate_worker_ports(per_worker(ports, names, "ports", 0))
+    folders = per_worker(data_dirs, names, "data_dirs", None)
+    return {
+        name: record(
+            name,
+            target=checked_target(name, target, cwd),
+            port=fixed_ports[name],
+            data_dir=cwd / (folders[name] or Path("chimera_train_data", name)),
+        )
+        for name, target in targets.items()
+    }
 
 
 def shard_workers(

@@ -17,21 +17,17 @@ instead, and :meth:`~AttachedCluster.slow` (an HTTP call) is the one fault it ca
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from .._exceptions import ClusterError, ConfigurationError
 from ..auth import MASTER_TOKEN_VARIABLE, bearer_header, validate_token
-from ..logs import attach_log_files, status_logger
-from ._launcher import runs_root
+from ..validation import validate_worker_url
+from ._health import health_client
 from ._options import named_targets
-from ._remote import RemoteCluster, RemoteWorker, health_client
-from .states import ClusterState, WorkerState
+from .base import BaseCluster, WorkerRecord
 
 __all__ = ["URLS_VARIABLE", "AttachedCluster"]
 
@@ -40,10 +36,9 @@ URLS_VARIABLE = "CHIMERA_WORKERS_URLS"
 #: A path no worker serves: behind the token check it answers 401 (wrong or missing
 #: token) or 404 (token accepted, or none needed), and changes nothing either way.
 _TOKEN_CHECK_PATH = "/v1/chimera/token-check"
-_run_numbers = itertools.count(1)
 
 
-class AttachedCluster(RemoteCluster):
+class AttachedCluster(BaseCluster):
     """Workers that run elsewhere, reached by URL; nothing is started or stopped.
 
     Parameters
@@ -68,6 +63,9 @@ class AttachedCluster(RemoteCluster):
     ...     master = ParameterServerMaster("regressor").fit(cluster)
     """
 
+    backend = "attach"
+    _after_failed_start = "Fix it and call start() again."
+
     def __init__(
         self,
         workers: Mapping[str, str] | Sequence[str],
@@ -77,15 +75,14 @@ class AttachedCluster(RemoteCluster):
         run_dir: str | os.PathLike | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
-        super().__init__(name, startup_timeout)
+        super().__init__(name, run_dir=run_dir, startup_timeout=startup_timeout)
         urls = named_targets(workers)  # a mapping name -> URL, or a list of URLs
         self._workers = {
-            worker: RemoteWorker(worker, _checked_url(worker, url)) for worker, url in urls.items()
+            worker: WorkerRecord(worker, validate_worker_url(worker, url))
+            for worker, url in urls.items()
         }
         token = token if token is not None else os.environ.get(MASTER_TOKEN_VARIABLE) or None
         self._token = validate_token(token) if token is not None else None
-        self._run_dir = Path(run_dir) if run_dir is not None else None
-        self._detach_logs = None
 
     @classmethod
     def from_environment(
@@ -122,69 +119,36 @@ class AttachedCluster(RemoteCluster):
             )
         return cls({name: urls[name] for name in names}, **options)
 
-    # --- lifecycle ----------------------------------------------------------------------
+    # --- what differs: nothing to start, stop or break; the token to check ---------------
 
-    def start(self) -> AttachedCluster:
-        """Check that every worker answers ``GET /health`` and accepts the token.
+    def _launch_all(self, workers: list[WorkerRecord]) -> None:
+        """Nothing to launch: the workers run already, wherever they were started."""
 
-        Raises
-        ------
-        ClusterError
-            A worker did not answer in time, or refused the token (or its absence).
-        """
-        self._require(ClusterState.NEW, "start")
-        workers = list(self._workers.values())
-        failed = self._wait_until_up(workers)
-        if failed:
-            worker, problem = failed[0]
-            worker.state = WorkerState.FAILED
-            raise ClusterError(
-                f"Worker {worker.name!r} {problem}. Is it running (chimera-nb serve-worker "
-                "... --host 0.0.0.0 on its machine), and does a firewall let this machine "
-                "reach its port?"
-            )
-        self._check_token(workers)
-        if self._run_dir is None:
-            folder = f"attach-{os.getpid()}-{next(_run_numbers)}"
-            self._run_dir = runs_root() / folder
-        self._detach_logs = attach_log_files(self._run_dir)
-        self._state = ClusterState.RUNNING
-        status_logger.info("attached to %d workers: %s", len(workers), self.endpoints)
-        return self
+    def _launch(self, worker: WorkerRecord) -> None:
+        raise self._unable("restart", worker)
 
-    def close(self) -> None:
-        """Stop using the workers (they keep running on their machines). Safe to call twice."""
-        if self._detach_logs is not None:
-            self._detach_logs()
-            self._detach_logs = None
-        for worker in self._workers.values():
-            worker.state = WorkerState.STOPPED
-        self._state = ClusterState.CLOSED
+    def _stop_workers(self, workers: list[WorkerRecord]) -> None:
+        """Nothing to stop: the workers keep running on their machines."""
 
-    # --- faults it cannot cause -----------------------------------------------------------
+    def _live_log(self, worker: WorkerRecord, n_lines: int) -> str:
+        return f"(an attached worker writes its log on its own machine: {worker.url})"
 
-    def kill(self, name: str, *args: Any) -> None:
-        self._cannot("kill", name)
-
-    def restart(self, name: str) -> None:
-        self._cannot("restart", name)
-
-    def pause(self, name: str) -> None:
-        self._cannot("pause", name)
-
-    def disconnect(self, name: str) -> None:
-        self._cannot("disconnect", name)
-
-    def _cannot(self, action: str, name: str) -> None:
-        worker = self._worker(name)
-        raise ClusterError(
-            f"Cannot {action} worker {name!r}: an attached cluster does not control its "
-            f"workers, which run wherever they were started ({worker.url}). Do it on that "
-            "machine (Ctrl-C stops a serve-worker; run it again to restart), or use "
-            "slow(name, seconds), which works over HTTP."
+    def _explain(self, worker: WorkerRecord) -> str:
+        return (
+            "Is it running (chimera-nb serve-worker ... --host 0.0.0.0 on its machine), and "
+            "does a firewall let this machine reach its port?"
         )
 
-    def _check_token(self, workers: list[RemoteWorker]) -> None:
+    def _why_unable(self, action: str, worker: WorkerRecord) -> str:
+        return (
+            "an attached cluster does not control its workers, which run wherever they were "
+            f"started ({worker.url}). Do it on that machine (Ctrl-C stops a serve-worker; run "
+            "it again to restart), or use slow(name, seconds), which works over HTTP."
+        )
+
+    def _confirm(self, workers: list[WorkerRecord]) -> None:
+        """Every worker must accept the token (or need none): a 401 now is clearer than one
+        in the middle of a fit."""
         with health_client() as client:
             for worker in workers:
                 answer = client.get(
@@ -197,25 +161,3 @@ class AttachedCluster(RemoteCluster):
                         f"this cluster sent {given}. Pass token= (or set "
                         f"{MASTER_TOKEN_VARIABLE}) to the token the worker was started with."
                     )
-
-
-def _checked_url(name: str, url: Any) -> str:
-    parts = urlsplit(str(url)) if isinstance(url, str) else None
-    if (
-        parts is None
-        or parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or parts.path not in ("", "/")
-        or parts.query
-        or parts.fragment
-        or parts.username
-    ):
-        raise ConfigurationError(
-            f"The URL of worker {name!r} must look like 'http://10.0.0.11:5001' (scheme, "
-            f"host and port, no path), got {url!r}."
-        )
-    try:
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise ConfigurationError(f"The URL of worker {name!r} has a bad port: {url!r}.") from None
-    return str(url).rstrip("/")

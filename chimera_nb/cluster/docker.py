@@ -16,7 +16,8 @@ How a start goes, and why:
    Docker's network, every worker requires the run's random token (:attr:`token`), which
    the master sends. Containers run as this user, with no capabilities, a read-only root
    file system and ``no-new-privileges``.
-5. Wait until every worker answers ``GET /health`` through its published port.
+5. Wait until every worker answers ``GET /health`` through its published port
+   (:class:`~chimera_nb.cluster.BaseCluster` does that, as for every backend).
 
 Closing removes every container, the network and the image the run made, and keeps each
 worker's log in the run directory.
@@ -24,49 +25,43 @@ worker's log in the run directory.
 
 from __future__ import annotations
 
-import atexit
-import itertools
-import json
 import os
 import secrets
-import socket
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import ClusterError, ConfigurationError
+from .._exceptions import ConfigurationError
+from .._sockets import free_port, port_is_free, url_of, worker_port_error
 from ..auth import new_token
-from ..logs import attach_log_files, status_logger
-from ._containers import (
-    IN_CONTAINER,
-    ContainerSpec,
-    ContainerWorker,
-    checked_host,
-    container_spec,
-    free_port,
-    write_private,
+from ..logs import status_logger
+from ..states import WorkerState
+from ..validation import (
+    MIN_CPU_SHARE,
+    validate_container_port,
+    validate_cpu_share,
+    validate_image_reference,
+    validate_network_name,
+    validate_published_host,
+    validate_subnet,
 )
+from ._containers import IN_CONTAINER, ContainerSpec, ContainerWorker, container_spec, write_private
 from ._engine import (
-    RUN_LABEL,
     WORKER_LABEL,
-    check_cpu_share,
-    check_image_reference,
-    check_network_name,
-    check_subnet,
+    at_once,
     connect,
-    docker_slug,
+    create_network,
+    engine_errors,
     port_holder,
+    remove_quietly,
+    remove_run,
     run_labels,
-    subnet_conflict,
     sweep_leftovers,
 )
-from ._images import ImagePlan, image_mode_setting, prepare_image
-from ._images import release_image as _release_image
-from ._launcher import pickle_target, runs_root
-from ._options import check_ports, checked_target, named_targets, per_worker, shard_workers
-from ._remote import RemoteCluster
-from .states import ClusterState, WorkerState
+from ._images import ImagePlan, image_mode_setting, prepare_image, release_image
+from ._options import owned_workers, per_worker
+from ._pickling import pickle_target
+from .base import BaseCluster, slug
 
 if TYPE_CHECKING:
     import docker
@@ -76,11 +71,9 @@ __all__ = ["IMAGE_VARIABLE", "DockerCluster"]
 #: An image with the kit installed, for every worker container (e.g. pushed to a registry
 #: that every Swarm node can pull from); otherwise the kit's image is made.
 IMAGE_VARIABLE = "CHIMERA_WORKERS_IMAGE"
-_run_numbers = itertools.count(1)
-_running: dict[str, DockerCluster] = {}  # by name: a re-run notebook cell replaces its cluster
 
 
-class DockerCluster(RemoteCluster):
+class DockerCluster(BaseCluster):
     """A few workers, each in its own Docker container, for a master to drive.
 
     Parameters
@@ -92,7 +85,7 @@ class DockerCluster(RemoteCluster):
     name : str, default="chimera"
         Shown in the repr, and (made safe) in container names:
         ``<name>-<run id>-<worker>``. Starting a cluster closes any running cluster of this
-        process with the same name.
+        process with the same name, whatever its backend.
     run_dir : path, optional
         Holds each worker's pickled target while it runs, ``containers.json``, the
         workers' logs after close, and the masters' ``chimera_status.log`` and
@@ -134,9 +127,18 @@ class DockerCluster(RemoteCluster):
     >>> with DockerCluster.from_shards(SGDWorker("regressor"), X, y, 3) as cluster:  # doctest: +SKIP
     ...     master = ParameterServerMaster("regressor").fit(cluster)
     ...     cluster.pause("worker2")      # a straggler: its calls time out
+
+    Notes
+    -----
+    Faults: :meth:`kill` kills a container, :meth:`pause` and :meth:`unpause` freeze and
+    thaw it (cgroup freezer), :meth:`disconnect` and :meth:`reconnect` take it off its
+    network and back, :meth:`slow` delays answers over HTTP.
     """
 
-    _backend = "docker"
+    backend = "docker"
+    _manifest_name = "containers.json"
+
+    _workers: dict[str, ContainerWorker]
 
     def __init__(
         self,
@@ -157,7 +159,7 @@ class DockerCluster(RemoteCluster):
         startup_timeout: float = 60.0,
         client: docker.DockerClient | None = None,
     ) -> None:
-        super().__init__(name, startup_timeout)
+        super().__init__(name, run_dir=run_dir, startup_timeout=startup_timeout)
         if image is not None and image_mode is not None:
             raise ConfigurationError(
                 "Pass image= (an image you made) or image_mode= (how to make the kit's "
@@ -165,71 +167,41 @@ class DockerCluster(RemoteCluster):
             )
         if image is None and image_mode is None:
             image = os.environ.get(IMAGE_VARIABLE) or None
-        self.image = check_image_reference(image) if image is not None else None
+        self.image = validate_image_reference(image) if image is not None else None
         self.image_mode = image_mode_setting(image_mode)
-        self.host = checked_host(host)
-        self.network = check_network_name(network)
-        self.subnet = check_subnet(subnet)
-        if isinstance(container_port, bool) or not isinstance(container_port, int):
-            container_port = -1
-        if not 1 <= container_port <= 65535:
-            raise ConfigurationError(
-                "container_port (CHIMERA_WORKERS_PORT) is the port workers listen on inside "
-                "their containers: an integer from 1 to 65535, such as 80."
-            )
-        self.container_port = container_port
+        self.host = validate_published_host(host)
+        self.network = validate_network_name(network)
+        self.subnet = validate_subnet(subnet)
+        self.container_port = validate_container_port(container_port)
         self._cwd = Path(cwd).resolve() if cwd is not None else Path.cwd()
-        self._slug = docker_slug(name)
-        self._run_dir = (
-            Path(run_dir)
-            if run_dir is not None
-            else runs_root() / f"{self._backend}-{self._slug}-{os.getpid()}-{next(_run_numbers)}"
+        self._slug = slug(name)
+        self._workers = owned_workers(
+            ContainerWorker, workers, ports=ports, data_dirs=data_dirs, cwd=self._cwd
         )
-        targets = named_targets(workers)  # validates every worker name
-        names = list(targets)
-        fixed_ports = per_worker(ports, names, "ports", 0)
-        check_ports(fixed_ports)
-        shares = per_worker(cpu_shares, names, "cpu_shares", 2)
-        folders = per_worker(data_dirs, names, "data_dirs", None)
-        self._workers = {
-            worker: ContainerWorker(
-                worker,
-                target=checked_target(worker, target, self._cwd),
-                port=fixed_ports[worker],
-                data_dir=self._cwd / (folders[worker] or Path("chimera_train_data", worker)),
-                cpu_share=check_cpu_share(worker, shares[worker]),
-            )
-            for worker, target in targets.items()
-        }
+        shares = per_worker(cpu_shares, self.names, "cpu_shares", MIN_CPU_SHARE)
+        for worker in self._workers.values():
+            worker.cpu_share = validate_cpu_share(worker.name, shares[worker.name])
         self._client = client
         self._run_id: str | None = None
         self._labels: dict[str, str] = {}
         self._image: ImagePlan | None = None
-        self._network = None
-        self._detach_logs = None
+        self._network: Any = None
 
-    # --- lifecycle ----------------------------------------------------------------------
+    @property
+    def run_id(self) -> str | None:
+        """The id in every name and ``chimera-nb.run`` label of this run's Docker objects."""
+        return self._run_id
 
-    def start(self) -> DockerCluster:
-        """Start every worker's container and wait until all answer ``GET /health``.
+    # --- how a start prepares, and a close tears down ---------------------------------------
 
-        Raises
-        ------
-        ConfigurationError
-            A worker cannot be pickled; nothing reached Docker.
-        ClusterError
-            No engine answers, a port or subnet is taken (the message says by whom), or a
-            worker exited or did not answer in time (the message quotes its log). Whatever
-            the run had created is removed again.
-        """
-        self._require(ClusterState.NEW, "start")
-        workers = list(self._workers.values())
-        for worker in workers:  # before Docker: a worker that cannot travel fails here
+    def _prepare(self) -> None:
+        """Pickle the worker objects: one that cannot travel fails before Docker is called."""
+        for worker in self._workers.values():
             if not isinstance(worker.target, Path):
                 worker.payload, worker.classes = pickle_target(worker.name, worker.target)
-        previous = _running.get(self.name)
-        if previous is not None and previous is not self:
-            previous.close()
+
+    def _open(self) -> None:
+        """Connect, sweep what crashed runs left, and make the run's image, network and ports."""
         self._client = connect(self._client)
         self._check_engine()
         for leftover in sweep_leftovers(self._client):
@@ -237,223 +209,83 @@ class DockerCluster(RemoteCluster):
         self._run_id = secrets.token_hex(4)
         self._labels = run_labels(self._run_id, self.name)
         self._token = new_token()
-        self._run_dir.mkdir(parents=True, exist_ok=True)
-        self._state = ClusterState.RUNNING
-        _running[self.name] = self
-        atexit.register(self.close)
-        self._detach_logs = attach_log_files(self._run_dir)
-        try:
-            self._image = prepare_image(
-                self._client,
-                self.image_mode,
-                image=self.image,
-                run_tag=f"{self._slug.lower()}-{self._run_id}",
-                labels=self._labels,
-            )
-            self._network = self._create_network()
-            self._assign_ports(workers)
-            _each(self._launch, workers)
-            self._write_manifest()
-            self._raise_unless_up(workers, "Nothing is left running; fix it and start again.")
-        except BaseException:
-            self._teardown()
-            self._state = ClusterState.NEW
-            raise
-        status_logger.info(
-            "%s %s: %d workers up (run %s, image %s)",
-            type(self).__name__,
-            self.name,
-            len(workers),
-            self._run_id,
-            self._image.reference,
+        self._assign_ports()
+        self._image = prepare_image(
+            self._client,
+            self.image_mode,
+            image=self.image,
+            run_tag=f"{self._slug.lower()}-{self._run_id}",
+            labels=self._labels,
         )
-        return self
+        name = f"{self.network}-{self._run_id}"
+        options = self._network_options()
+        self._network = create_network(self._client, name, self.subnet, self._labels, **options)
+        status_logger.info(
+            "run %s: image %s, network %s", self._run_id, self._image.reference, name
+        )
 
-    def close(self) -> None:
-        """Remove every container, the network and the run's image; keep the workers' logs
-        in the run directory. Safe to call twice."""
-        if self._state is ClusterState.CLOSED:
-            return
+    def _release(self) -> None:
+        """Remove what the run made (found by its label, so also what a failed start made
+        before it failed), and the pickled targets."""
         try:
-            if self._state is ClusterState.RUNNING:
-                self._teardown()
+            if self._client is not None and self._run_id is not None:
+                self._remove_leftovers()
+                if self._network is not None:
+                    self._remove_network(self._network)
+                    self._network = None
+                release_image(self._client, self._image)
+                self._image = None
         finally:
-            self._state = ClusterState.CLOSED
-
-    # --- what a notebook reads ------------------------------------------------------------
-
-    @property
-    def run_id(self) -> str | None:
-        """The id in every name and ``chimera-nb.run`` label of this run's Docker objects."""
-        return self._run_id
-
-    def log(self, name: str, n_lines: int = 20) -> str:
-        """The last lines a worker printed (its tracebacks included)."""
-        worker = self._worker(name)
-        saved = self._run_dir / f"{name}.log"
-        if self._state is not ClusterState.RUNNING and saved.exists():
-            lines = saved.read_text(errors="replace").splitlines()[-n_lines:]
-        else:
-            lines = self._logs(worker, n_lines).splitlines()
-        return "\n".join("    " + line for line in lines) or "    (it is empty)"
-
-    # --- faults, for demos ----------------------------------------------------------------
-
-    def kill(self, name: str, sig: int | str = "SIGKILL") -> None:
-        """Kill one worker's container (a crash). It shows FAILED until :meth:`restart`."""
-        self._require(ClusterState.RUNNING, "kill a worker")
-        worker = self._worker(name)
-        self._handle_call(worker, "kill", signal=sig)
-        worker.fault, worker.state = "killed", WorkerState.FAILED
-        status_logger.warning("fault: killed worker %s (%s)", name, sig)
-
-    def pause(self, name: str) -> None:
-        """Freeze one worker's container (cgroup freezer): it holds every request until
-        :meth:`unpause`, so a master waits for it, then times out. It shows SLOW."""
-        self._require(ClusterState.RUNNING, "pause a worker")
-        worker = self._worker(name)
-        self._handle_call(worker, "pause")
-        worker.fault, worker.state = "paused", WorkerState.SLOW
-        status_logger.warning("fault: paused worker %s", name)
-
-    def unpause(self, name: str) -> None:
-        """Thaw a paused worker: it answers the requests it held, late."""
-        self._require(ClusterState.RUNNING, "unpause a worker")
-        worker = self._worker(name)
-        self._handle_call(worker, "unpause")
-        worker.fault = None
-        worker.state = WorkerState.SLOW if worker.delay else WorkerState.UP
-        status_logger.warning("fault: unpaused worker %s", name)
-
-    def disconnect(self, name: str) -> None:
-        """Take one worker's container off its network (a cable pulled): calls to it are
-        refused until :meth:`reconnect`. It shows FAILED."""
-        self._require(ClusterState.RUNNING, "disconnect a worker")
-        worker = self._worker(name)
-        self._network_call(worker, "disconnect")
-        worker.fault, worker.state = "disconnected", WorkerState.FAILED
-        status_logger.warning("fault: disconnected worker %s", name)
-
-    def reconnect(self, name: str) -> None:
-        """Put a disconnected worker back on its network, on the same port, and wait until
-        it answers ``GET /health``."""
-        self._require(ClusterState.RUNNING, "reconnect a worker")
-        worker = self._worker(name)
-        self._network_call(worker, "connect")
-        worker.fault = None
-        self._raise_unless_up([worker], f"Call restart({name!r}) to start it afresh.")
-        status_logger.warning("fault: reconnected worker %s", name)
-
-    def restart(self, name: str) -> None:
-        """Replace one worker's container by a fresh one on the same port (faults and
-        delays cleared), and wait until it answers ``GET /health``."""
-        self._require(ClusterState.RUNNING, "restart a worker")
-        worker = self._worker(name)
-        self._discard(worker)
-        worker.fault, worker.delay = None, 0.0
-        self._launch(worker)
-        self._write_manifest()
-        self._raise_unless_up([worker], f"Fix it and call restart({name!r}) again.")
-        status_logger.info("restarted worker %s", name)
-
-    # --- helpers ----------------------------------------------------------------------------
-
-    @classmethod
-    def from_shards(
-        cls,
-        worker: Any,
-        X: Any,
-        y: Any,
-        n_workers: int = 3,
-        *,
-        method: str = "contiguous",
-        proportions: Sequence[float] | None = None,
-        random_state: int | None = None,
-        **cluster_kwargs: Any,
-    ):
-        """A cluster of ``n_workers`` copies of ``worker``, each holding one shard of the
-        rows of ``X`` and ``y`` (``worker.with_data(X_k, y_k)``); see
-        :func:`chimera_nb.algorithms.sharding.split` for ``method`` and ``proportions``."""
-        workers = shard_workers(worker, X, y, n_workers, method, proportions, random_state)
-        return cls(workers, **cluster_kwargs)
-
-    def _url(self, worker: ContainerWorker) -> str:
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
-        return f"http://[{host}]:{worker.port}" if ":" in host else f"http://{host}:{worker.port}"
-
-    def _resource_name(self, worker: ContainerWorker) -> str:
-        return f"{self._slug}-{self._run_id}-{worker.name}"
+            for worker in self._workers.values():
+                self._pickle_path(worker).unlink(missing_ok=True)
 
     def _check_engine(self) -> None:
         """Refuse an engine this backend cannot use (the swarm backend needs a manager)."""
 
-    def _create_network(self) -> Any:
-        import docker
-
-        name = f"{self.network}-{self._run_id}"
-        ipam = None
-        if self.subnet is not None:
-            pool = docker.types.IPAMPool(subnet=self.subnet)
-            ipam = docker.types.IPAMConfig(pool_configs=[pool])
-        try:
-            return self._client.networks.create(
-                name, ipam=ipam, labels=self._labels, **self._network_options()
-            )
-        except docker.errors.APIError as error:
-            raise ClusterError(subnet_conflict(self._client, self.subnet, name, error)) from None
-
     def _network_options(self) -> dict[str, Any]:
         return {"driver": "bridge"}
 
-    def _assign_ports(self, workers: list[ContainerWorker]) -> None:
+    def _assign_ports(self) -> None:
         """Fixed ports must be free; the others get a free port now, so that a worker
         keeps its port (and URL) across restart() and reconnect()."""
-        for worker in workers:
-            if worker.port:
-                self._check_port_free(worker)
-            else:
+        for worker in self._workers.values():
+            if not worker.port:
                 worker.port = free_port(self.host)
-            worker.url = self._url(worker)
+            elif not port_is_free(self.host, worker.port):
+                holder = port_holder(self._client, worker.port)
+                raise worker_port_error(
+                    worker.name, self.host, worker.port, None, "Nothing was started.", holder
+                )
+            worker.url = url_of(self.host, worker.port)
 
-    def _check_port_free(self, worker: ContainerWorker) -> None:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind((self.host, worker.port))
-                return
-            except OSError:
-                pass
-        holder = port_holder(self._client, worker.port)
-        raise ClusterError(
-            f"Port {worker.port} for worker {worker.name!r} is already in use by {holder}. "
-            "Nothing was started. Pick another port, leave it out to get a free one, or "
-            "stop what holds it."
-        )
+    def _remove_leftovers(self) -> None:
+        remove_run(self._client, self._run_id, "containers")
+
+    def _remove_network(self, network: Any) -> None:
+        remove_quietly(network)
+
+    def _manifest(self) -> dict[str, Any]:
+        return {
+            "run_id": self._run_id,
+            "image": self._image.reference if self._image else None,
+            "network": self._network.name if self._network else None,
+            "workers": [
+                {"name": w.name, "url": w.url, "id": getattr(w.handle, "id", None)}
+                for w in self._workers.values()
+            ],
+        }
 
     # --- one container per worker ---------------------------------------------------------
 
-    def _container_spec(self, worker: ContainerWorker) -> ContainerSpec:
-        return container_spec(
-            worker,
-            self._image,
-            token=self._token,
-            container_port=self.container_port,
-            pickle_path=self._pickle_path(worker),
-        )
-
-    def _pickle_path(self, worker: ContainerWorker) -> Path:
-        return self._run_dir / f"{worker.name}.pickle"
-
-    def _write_payload(self, worker: ContainerWorker) -> None:
-        if worker.payload:  # readable by this user only; the container runs as this user
-            write_private(self._pickle_path(worker), worker.payload)
+    def _launch_all(self, workers: list[ContainerWorker]) -> None:
+        at_once(self._launch, workers)
 
     def _launch(self, worker: ContainerWorker) -> None:
         import docker
 
         self._write_payload(worker)
         command, environment, mounts = self._container_spec(worker)
-        try:
+        with engine_errors(f"Docker could not start worker {worker.name!r}"):
             worker.handle = self._client.containers.run(
                 self._image.reference,
                 command,
@@ -476,22 +308,23 @@ class DockerCluster(RemoteCluster):
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
             )
-        except docker.errors.APIError as error:
-            raise ClusterError(
-                f"Docker could not start worker {worker.name!r}: {error.explanation or error}"
-            ) from None
         worker.state = WorkerState.STARTING
 
-    def _raise_unless_up(self, workers: list[ContainerWorker], what_now: str) -> None:
-        failed = self._wait_until_up(workers)
-        if not failed:
+    def _stop_workers(self, workers: list[ContainerWorker]) -> None:
+        at_once(self._discard, workers)
+
+    def _discard(self, worker: ContainerWorker) -> None:
+        """Save the worker's log into the run directory, then remove its container."""
+        if worker.handle is None:
             return
-        worker, problem = failed[0]
-        worker.state = WorkerState.FAILED
-        raise ClusterError(
-            f"Worker {worker.name!r} {problem}. The end of its log:\n"
-            f"{self.log(worker.name)}\n{what_now}"
-        )
+        self._save_log(worker)
+        remove_quietly(worker.handle, force=True)
+        worker.handle = None
+
+    def _save_log(self, worker: ContainerWorker) -> None:
+        log = self._live_log(worker, 10_000)
+        if log:
+            (self._run_dir / f"{worker.name}.log").write_text(log)
 
     def _gone(self, worker: ContainerWorker) -> str | None:
         import docker
@@ -507,129 +340,65 @@ class DockerCluster(RemoteCluster):
             return f"exited (code {state.get('ExitCode')})"
         return None
 
-    def _logs(self, worker: ContainerWorker, n_lines: int) -> str:
+    def _live_log(self, worker: ContainerWorker, n_lines: int) -> str | None:
         import docker
 
         if worker.handle is None:
-            return ""
+            return None
         try:
-            return worker.handle.logs(tail=n_lines).decode("utf-8", "replace")
+            return self._logs_of(worker.handle, n_lines).decode("utf-8", "replace")
         except docker.errors.APIError:
-            return ""
+            return None
 
-    def _handle_call(self, worker: ContainerWorker, action: str, **options: Any) -> None:
-        import docker
+    def _logs_of(self, handle: Any, n_lines: int) -> bytes:
+        """The last lines a container printed."""
+        return handle.logs(tail=n_lines)
 
-        try:
-            getattr(worker.handle, action)(**options)
-        except docker.errors.APIError as error:
-            raise ClusterError(
-                f"Could not {action} worker {worker.name!r}: {error.explanation or error}"
-            ) from None
+    # --- faults: the engine does them to the container ---------------------------------------
 
-    def _network_call(self, worker: ContainerWorker, action: str) -> None:
-        import docker
+    def _kill(self, worker: ContainerWorker, sig: int | str) -> bool:
+        self._container_call(worker, "kill", signal=sig)
+        return True
 
-        try:
-            if action == "disconnect":
-                self._network.disconnect(worker.handle, force=True)
-            else:
-                self._network.connect(worker.handle)
-        except docker.errors.APIError as error:
-            raise ClusterError(
-                f"Could not {action} worker {worker.name!r}: {error.explanation or error}"
-            ) from None
+    def _pause(self, worker: ContainerWorker) -> None:
+        self._container_call(worker, "pause")
 
-    def _discard(self, worker: ContainerWorker) -> None:
-        """Save the worker's log, then remove its container."""
-        import docker
+    def _unpause(self, worker: ContainerWorker) -> None:
+        self._container_call(worker, "unpause")
 
-        if worker.handle is None:
-            return
-        log = self._logs(worker, 10_000)
-        if log:
-            (self._run_dir / f"{worker.name}.log").write_text(log)
-        try:
-            worker.handle.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        worker.handle = None
-        worker.state = WorkerState.STOPPED
+    def _disconnect(self, worker: ContainerWorker) -> None:
+        with engine_errors(f"Could not disconnect worker {worker.name!r}"):
+            self._network.disconnect(self._container(worker, "disconnect"), force=True)
 
-    def _teardown(self) -> None:
-        """Remove everything this run made (found by its label, so also what a failed
-        start made before it failed), then forget the run."""
+    def _reconnect(self, worker: ContainerWorker) -> None:
+        with engine_errors(f"Could not reconnect worker {worker.name!r}"):
+            self._network.connect(self._container(worker, "reconnect"))
 
-        try:
-            workers = list(self._workers.values())
-            if self._client is not None and workers:
-                _each(self._discard, workers)
-                self._remove_labelled()
-                if self._network is not None:
-                    self._remove_network(self._network)
-                    self._network = None
-                _release_image(self._client, self._image)
-                self._image = None
-        finally:
-            for worker in self._workers.values():
-                self._pickle_path(worker).unlink(missing_ok=True)
-                worker.state = WorkerState.STOPPED
-            if self._detach_logs is not None:
-                self._detach_logs()
-                self._detach_logs = None
-            atexit.unregister(self.close)
-            if _running.get(self.name) is self:
-                del _running[self.name]
+    def _container_call(self, worker: ContainerWorker, action: str, **options: Any) -> None:
+        with engine_errors(f"Could not {action} worker {worker.name!r}"):
+            getattr(self._container(worker, action), action)(**options)
 
-    def _remove_network(self, network: Any) -> None:
-        import docker
+    def _container(self, worker: ContainerWorker, action: str) -> Any:
+        """The worker's container, on which ``action`` is done."""
+        return worker.handle
 
-        try:
-            network.remove()
-        except docker.errors.NotFound:
-            pass
+    # --- helpers ----------------------------------------------------------------------------
 
-    def _remove_labelled(self) -> None:
-        """Containers of this run that no worker holds any more (a failed start)."""
-        import docker
+    def _resource_name(self, worker: ContainerWorker) -> str:
+        return f"{self._slug}-{self._run_id}-{worker.name}"
 
-        if self._run_id is None:
-            return
-        for container in self._client.containers.list(
-            all=True, filters={"label": f"{RUN_LABEL}={self._run_id}"}
-        ):
-            try:
-                container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
+    def _pickle_path(self, worker: ContainerWorker) -> Path:
+        return self._run_dir / f"{worker.name}.pickle"
 
-    def _write_manifest(self) -> None:
-        """``containers.json``: what this run made, for people and for debugging."""
-        manifest = {
-            "backend": self._backend,
-            "cluster": self.name,
-            "run_id": self._run_id,
-            "owner_pid": os.getpid(),
-            "image": self._image.reference if self._image else None,
-            "network": self._network.name if self._network else None,
-            "workers": [
-                {"name": w.name, "url": w.url, "id": getattr(w.handle, "id", None)}
-                for w in self._workers.values()
-            ],
-        }
-        temporary = self._run_dir / "containers.json.tmp"
-        temporary.write_text(json.dumps(manifest, indent=2))
-        temporary.replace(self._run_dir / "containers.json")
+    def _write_payload(self, worker: ContainerWorker) -> None:
+        if worker.payload:  # readable by this user only; the container runs as this user
+            write_private(self._pickle_path(worker), worker.payload)
 
-
-def _each(action: Any, workers: list[ContainerWorker]) -> None:
-    """``action(worker)`` for every worker at once (one engine call each takes ~0.3-1 s),
-    one after the other when Python is exiting (no new threads then: an atexit close)."""
-    try:
-        with ThreadPoolExecutor(len(workers)) as pool:
-            list(pool.map(action, workers))
-    except RuntimeError as error:
-        if "interpreter shutdown" not in str(error):
-            raise
-        for worker in workers:
-            action(worker)
+    def _container_spec(self, worker: ContainerWorker) -> ContainerSpec:
+        return container_spec(
+            worker,
+            self._image,
+            token=self._token,
+            container_port=self.container_port,
+            pickle_path=self._pickle_path(worker),
+        )

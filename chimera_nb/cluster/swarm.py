@@ -33,11 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import ClusterError, ConfigurationError
+from .._sockets import url_of
 from ..logs import status_logger
+from ..states import WorkerState
+from ..validation import validate_constraint
 from ._containers import IN_CONTAINER, ContainerWorker
-from ._engine import RUN_LABEL, WORKER_LABEL, check_constraint
+from ._engine import RUN_LABEL, WORKER_LABEL, engine_errors, remove_quietly, remove_run
 from .docker import DockerCluster
-from .states import WorkerState
 
 __all__ = ["SwarmCluster"]
 
@@ -68,7 +70,7 @@ class SwarmCluster(DockerCluster):
     machines join one.
     """
 
-    _backend = "swarm"
+    backend = "swarm"
 
     def __init__(
         self,
@@ -79,7 +81,7 @@ class SwarmCluster(DockerCluster):
         **options: Any,
     ) -> None:
         super().__init__(workers, **options)
-        if publish_mode not in ("host", "ingress"):
+        if publish_mode not in ("host", "ingress"):  # a choice, not a rule of validation
             raise ConfigurationError(
                 f"publish_mode must be 'host' or 'ingress', got {publish_mode!r}."
             )
@@ -150,7 +152,8 @@ class SwarmCluster(DockerCluster):
                     self._run_dir,
                 )
         ports = {worker.port: (self.container_port, "tcp", self.publish_mode)}
-        try:
+        doing = f"Swarm could not create the service of worker {worker.name!r}"
+        with engine_errors(doing):
             worker.handle = self._client.services.create(
                 self._image.reference,
                 command,
@@ -180,11 +183,6 @@ class SwarmCluster(DockerCluster):
                 cap_drop=["ALL"],
                 stop_grace_period=1_000_000_000,  # ns: workers exit at once on SIGTERM
             )
-        except docker.errors.APIError as error:
-            raise ClusterError(
-                f"Swarm could not create the service of worker {worker.name!r}: "
-                f"{error.explanation or error}"
-            ) from None
         worker.state = WorkerState.STARTING
         worker.url = self._url_on(worker, self._wait_for_node(worker))
 
@@ -203,7 +201,7 @@ class SwarmCluster(DockerCluster):
 
     def _url_on(self, worker: ContainerWorker, node_id: str | None) -> str:
         if self.publish_mode == "ingress" or node_id in (None, self._node_id):
-            return self._url(worker)  # published on this machine too
+            return url_of(self.host, worker.port)  # published on this machine too
         address = self._client.nodes.get(node_id).attrs["Status"]["Addr"]
         return f"http://{address}:{worker.port}"
 
@@ -238,16 +236,31 @@ class SwarmCluster(DockerCluster):
             return f"cannot be placed on any node: {error}"
         return None
 
-    def _logs(self, worker: ContainerWorker, n_lines: int) -> str:
-        import docker
+    def _logs_of(self, handle: Any, n_lines: int) -> bytes:
+        """The last lines the service's task printed (its logs come in chunks)."""
+        return b"".join(handle.logs(stdout=True, stderr=True, tail=n_lines))
 
-        if worker.handle is None:
-            return ""
-        try:
-            chunks = worker.handle.logs(stdout=True, stderr=True, tail=n_lines)
-            return b"".join(chunks).decode("utf-8", "replace")
-        except docker.errors.APIError:
-            return ""
+    def _time_log_urls(self) -> None:
+        """Every call: a worker's URL names the machine the swarm put it on, which only its
+        launch tells (and a restart may change)."""
+        return None
+
+    # --- faults: done to the worker's container, on this machine ------------------------------
+
+    def _kill(self, worker: ContainerWorker, sig: int | str) -> bool:
+        if self._local_container(worker) is None:
+            worker.handle.scale(0)  # on another machine: stop it through the swarm
+            return True
+        return super()._kill(worker, sig)
+
+    def _container(self, worker: ContainerWorker, action: str) -> Any:
+        container = self._local_container(worker)
+        if container is None:
+            raise ClusterError(
+                f"Cannot {action} worker {worker.name!r}: it runs on another machine, and "
+                "only the Docker engine there can do that. kill() and slow() work anywhere."
+            )
+        return container
 
     def _local_container(self, worker: ContainerWorker) -> Any | None:
         """The worker's container if it runs on this machine, else None."""
@@ -262,44 +275,7 @@ class SwarmCluster(DockerCluster):
         except docker.errors.NotFound:
             return None
 
-    def _handle_call(self, worker: ContainerWorker, action: str, **options: Any) -> None:
-        import docker
-
-        container = self._local_container(worker)
-        if container is None and action == "kill":
-            worker.handle.scale(0)  # on another machine: stop it through the swarm
-            return
-        if container is None:
-            raise ClusterError(
-                f"Cannot {action} worker {worker.name!r}: it runs on another machine, and "
-                "only the Docker engine there can do that. kill() and slow() work anywhere."
-            )
-        try:
-            getattr(container, action)(**options)
-        except docker.errors.APIError as error:
-            raise ClusterError(
-                f"Could not {action} worker {worker.name!r}: {error.explanation or error}"
-            ) from None
-
-    def _network_call(self, worker: ContainerWorker, action: str) -> None:
-        """Connect or disconnect the worker's container on this machine from the run's
-        overlay network (its host-mode port goes with it)."""
-        import docker
-
-        container = self._local_container(worker)
-        if container is None:
-            raise ClusterError(
-                f"Cannot {action} worker {worker.name!r}: it runs on another machine, and "
-                "only the Docker engine there can do that. kill() and slow() work anywhere."
-            )
-        try:
-            getattr(self._network, action)(
-                container, **({"force": True} if action == "disconnect" else {})
-            )
-        except docker.errors.APIError as error:
-            raise ClusterError(
-                f"Could not {action} worker {worker.name!r}: {error.explanation or error}"
-            ) from None
+    # --- tearing down: a service's container goes some time after the service -----------------
 
     def _discard(self, worker: ContainerWorker) -> None:
         """Save the worker's log, remove its service and config, and wait until its
@@ -308,28 +284,19 @@ class SwarmCluster(DockerCluster):
 
         if worker.handle is None:
             return
-        log = self._logs(worker, 10_000)
-        if log:
-            (self._run_dir / f"{worker.name}.log").write_text(log)
+        self._save_log(worker)
         container = self._local_container(worker)
-        try:
-            worker.handle.remove()
-        except docker.errors.NotFound:
-            pass
+        remove_quietly(worker.handle)
         if container is not None:  # the swarm takes seconds to stop a task; we need not wait
             try:
                 container.remove(force=True)
             except docker.errors.APIError:
                 pass  # already going
         worker.handle = None
-        worker.state = WorkerState.STOPPED
         self._wait_for_containers({WORKER_LABEL: worker.name})
         config = self._configs.pop(worker.name, None)
         if config is not None:
-            try:
-                config.remove()
-            except docker.errors.NotFound:
-                pass
+            remove_quietly(config)
 
     def _wait_for_containers(self, labels: dict[str, str]) -> None:
         filters = [f"{RUN_LABEL}={self._run_id}"] + [f"{k}={v}" for k, v in labels.items()]
@@ -356,22 +323,10 @@ class SwarmCluster(DockerCluster):
                 )
             time.sleep(0.1)
 
-    def _remove_labelled(self) -> None:
+    def _remove_leftovers(self) -> None:
         """Services and configs of this run that no worker holds (a failed start), then
         wait for every container of the run to go, so that the network can be removed."""
-        import docker
-
-        if self._run_id is None:
-            return
-        run_filter = {"label": f"{RUN_LABEL}={self._run_id}"}
-        for resource in [
-            *self._client.services.list(filters=run_filter),
-            *self._client.configs.list(filters=run_filter),
-        ]:
-            try:
-                resource.remove()
-            except docker.errors.NotFound:
-                pass
+        remove_run(self._client, self._run_id, "services", "configs")
         self._wait_for_containers({})
 
 
@@ -414,4 +369,4 @@ def _constraints_per_worker(
                 f"The constraints of worker {name!r} must be a list, e.g. "
                 f"[{listed!r}], not a string."
             )
-    return {name: [check_constraint(item) for item in listed] for name, listed in given.items()}
+    return {name: [validate_constraint(item) for item in listed] for name, listed in given.items()}

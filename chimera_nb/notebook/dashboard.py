@@ -32,7 +32,7 @@ import ipywidgets as widgets
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..cluster.states import ClusterState
+from ..states import ClusterState
 from ..logs import TIME_LOG, read_time_log
 from ..masters.base import RoundRecord
 from ..masters.events import FLOWCHARTS, StepEvent

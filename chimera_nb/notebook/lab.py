@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import socket
 import time
 from typing import Any
 
@@ -20,21 +19,14 @@ import numpy as np
 import uvicorn
 
 from .. import _runtime
-from .._exceptions import ClusterError, ConfigurationError
+from .._exceptions import ClusterError
+from .._sockets import listen
+from ..cluster import cluster_class, shard_workers
 from ..masters.base import Master
 
 __all__ = ["FitHandle", "Lab"]
 
 _labs: dict[str, Lab] = {}  # by name: re-running a cell replaces its lab
-
-
-def _cluster_class(backend: str) -> type:
-    from .. import cluster
-
-    classes = {"process": "LocalCluster", "docker": "DockerCluster", "swarm": "SwarmCluster"}
-    if backend not in classes:
-        raise ConfigurationError(f"backend must be one of {sorted(classes)}, got {backend!r}")
-    return getattr(cluster, classes[backend])
 
 
 class FitHandle:
@@ -107,7 +99,7 @@ class Lab:
     ):
         self.name = name
         self.master = master
-        self.cluster = _cluster_class(backend)(workers, name=name, **cluster_options)
+        self.cluster = cluster_class(backend)(workers, name=name, **cluster_options)
         self._server: uvicorn.Server | None = None
         self._serving: concurrent.futures.Future | None = None
         self.master_url: str | None = None
@@ -128,8 +120,6 @@ class Lab:
         **cluster_options: Any,
     ) -> Lab:
         """Split ``X, y`` into ``n_workers`` shards, one copy of ``worker`` each."""
-        from ..cluster._options import shard_workers
-
         workers = shard_workers(worker, X, y, n_workers, method, proportions, random_state)
         return cls(workers, master, name=name, **cluster_options)
 
@@ -151,9 +141,7 @@ class Lab:
         return self
 
     def _start_master_server(self) -> None:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(128)
+        sock = listen("127.0.0.1", 0, backlog=128)
         self.master_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         config = uvicorn.Config(
             self.master.build_app(self.cluster),

@@ -9,10 +9,8 @@ to a new process (the process backend), or built by a seed-style script in a con
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -21,42 +19,9 @@ from ..auth import require_token_for, token_matches, worker_token_from_environme
 from ..wire import DelayRequest, HealthResponse, paths
 from ..wire.server import install_error_handlers, run_server
 from .launch import current_context
+from .training_data import TrainingData, load_training_data
 
-__all__ = ["TrainingData", "Worker"]
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    """A worker's shard as plain arrays, with the names the seed's JSON needs.
-
-    Plain numpy (not pandas) so that an SGD worker can be unpickled and served without
-    importing pandas or scikit-learn: that keeps worker start-up in the tens of milliseconds.
-    """
-
-    columns: list[str]
-    X: np.ndarray  # (n_samples, n_features), float64
-    y: np.ndarray  # (n_samples,), numbers or labels
-    target_name: str = "y"
-
-    @classmethod
-    def of(cls, X: Any, y: Any) -> TrainingData:
-        """From arrays, or from a DataFrame and a Series (which keep their names).
-
-        Arrays get the column names ``x0, x1, ...``; the target keeps its name or is ``"y"``.
-        """
-        columns = getattr(X, "columns", None)
-        array = np.asarray(X, dtype=np.float64)
-        array = array.reshape(len(array), -1)
-        names = (
-            [str(c) for c in columns]
-            if columns is not None
-            else [f"x{j}" for j in range(array.shape[1])]
-        )
-        target = np.ravel(np.asarray(y))
-        if len(array) != len(target):
-            raise ValueError(f"X has {len(array)} rows but y has {len(target)}")
-        target_name = getattr(y, "name", None)
-        return cls(names, array, target, "y" if target_name is None else str(target_name))
+__all__ = ["Worker"]
 
 
 class Worker:
@@ -137,9 +102,7 @@ class Worker:
             require_token_for(context.host, token, f"Worker {context.name!r}")
         if self._data is not None:
             data = self._data
-        else:
-            from ..project import load_training_data  # only seed-style workers read CSV files
-
+        else:  # a seed-style worker reads chimera_train_data/<name>/
             data = TrainingData.of(*load_training_data(context.data_dir))
         self.load(context.name, data).require_token(token)
         run_server(self.build_app(), sock=context.sock, host=context.host, port=context.port)

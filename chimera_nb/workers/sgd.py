@@ -22,7 +22,8 @@ from ..wire import (
     paths,
 )
 from ..wire.encoding import BodyError
-from .base import TrainingData, Worker
+from .base import Worker
+from .training_data import TrainingData
 
 __all__ = ["SGDWorker"]
 

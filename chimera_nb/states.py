@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["ClusterState", "WorkerState"]
+__all__ = ["ClusterState", "WorkerFault", "WorkerState"]
 
 
 class WorkerState(str, Enum):
@@ -18,12 +18,23 @@ class WorkerState(str, Enum):
     STARTING = "starting"
     #: Answered ``GET /health`` with 200.
     UP = "up"
-    #: Alive, but told to answer late (``LocalCluster.slow``): a straggler.
+    #: Alive, but answering late (``slow()``) or frozen (``pause()``): a straggler.
     SLOW = "slow"
     #: The process is gone, or it did not answer ``GET /health`` in time.
     FAILED = "failed"
     #: Stopped on purpose (the cluster was closed, or never started).
     STOPPED = "stopped"
+
+
+class WorkerFault(str, Enum):
+    """What a cluster did to a worker on purpose, until ``restart()`` (or the undoing call)."""
+
+    #: ``kill()``: the worker crashed; it shows FAILED.
+    KILLED = "killed"
+    #: ``pause()``: the worker is frozen and holds every request; it shows SLOW.
+    PAUSED = "paused"
+    #: ``disconnect()``: the worker is off its network and refuses calls; it shows FAILED.
+    DISCONNECTED = "disconnected"
 
 
 class ClusterState(str, Enum):

@@ -1,4 +1,4 @@
-"""Tests for chimera_nb.config: the seed's CHIMERA_* variables."""
+"""Tests for chimera_nb.seed.settings: the seed's CHIMERA_* variables."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 import pytest
 
 from chimera_nb._exceptions import ConfigurationError
-from chimera_nb.config import ChimeraSettings, load_settings, validate_worker_name
+from chimera_nb.seed.settings import ChimeraSettings, load_settings
+from chimera_nb.validation import validate_worker_name
 
 NAMES = "CHIMERA_WORKERS_NODES_NAMES"
 

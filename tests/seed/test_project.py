@@ -1,4 +1,5 @@
-"""Tests for chimera_nb.project: the seed's project layout and training-data files."""
+"""Tests for chimera_nb.seed.project (the seed's project layout) and of the training-data
+files it checks (chimera_nb.workers.training_data)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pandas as pd
 import pytest
 
 from chimera_nb._exceptions import ConfigurationError
-from chimera_nb.project import SeedProject, load_training_data
+from chimera_nb.seed.project import SeedProject
+from chimera_nb.workers.training_data import load_training_data
 
 X_GOOD = "alcohol,acidity\n9.4,0.7\n9.8,0.88\n10.1,0.76\n"
 Y_GOOD = "quality\n5\n5\n6\n"

@@ -20,11 +20,13 @@ import os
 import socket
 from pathlib import Path
 
-from ._exceptions import ConfigurationError
-from .config import ChimeraSettings, load_settings
-from .logs import attach_log_files, status_logger
-from .masters.base import Master
+from .._exceptions import ConfigurationError
+from .._sockets import listen
+from ..cluster import AttachedCluster, BaseCluster, cluster_class
+from ..logs import attach_log_files, status_logger
+from ..masters.base import Master
 from .project import SeedProject
+from .settings import ChimeraSettings, load_settings
 
 __all__ = ["run"]
 
@@ -32,29 +34,22 @@ __all__ = ["run"]
 def _bind(host: str, port: int) -> socket.socket:
     """The master's listening socket, bound first so that a busy port fails before any
     worker starts."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        return listen(host, port, backlog=128)
     except OSError as error:
-        sock.close()
         raise ConfigurationError(
             f"the master cannot listen on {host}:{port} ({error.strerror}); pick another port "
             "in run(master, port) or stop what uses it"
         ) from None
-    sock.listen(128)
-    return sock
 
 
-def _cluster(settings: ChimeraSettings, project: SeedProject | None, run_dir: Path):
+def _cluster(settings: ChimeraSettings, project: SeedProject | None, run_dir: Path) -> BaseCluster:
     """The cluster of the backend ``CHIMERA_BACKEND`` names (``project`` is None for
     ``attach``, whose workers run elsewhere)."""
     if settings.BACKEND == "attach":
-        from .cluster.attach import AttachedCluster
-
         return AttachedCluster.from_environment(settings.WORKERS_NODES_NAMES, run_dir=run_dir)
     names = list(project.names)
-    common = {
+    options = {
         "name": project.root.name or "chimera",
         "host": settings.WORKERS_HOST,
         "ports": settings.mapped_ports,
@@ -62,23 +57,15 @@ def _cluster(settings: ChimeraSettings, project: SeedProject | None, run_dir: Pa
         "cwd": project.root,
         "run_dir": run_dir,
     }
+    if settings.BACKEND in ("docker", "swarm"):
+        options |= {
+            "cpu_shares": settings.cpu_shares,
+            "network": settings.NETWORK_NAME,
+            "subnet": f"{settings.NETWORK_PREFIX}.0/{settings.NETWORK_SUBNET_MASK}",
+            "container_port": settings.WORKERS_PORT,
+        }
     scripts = {name: project.worker_script(name) for name in names}
-    if settings.BACKEND == "process":
-        from .cluster import LocalCluster
-
-        return LocalCluster(scripts, **common)
-    from .cluster.docker import DockerCluster
-    from .cluster.swarm import SwarmCluster
-
-    backend = DockerCluster if settings.BACKEND == "docker" else SwarmCluster
-    return backend(
-        scripts,
-        cpu_shares=settings.cpu_shares,
-        network=settings.NETWORK_NAME,
-        subnet=f"{settings.NETWORK_PREFIX}.0/{settings.NETWORK_SUBNET_MASK}",
-        container_port=settings.WORKERS_PORT,
-        **common,
-    )
+    return cluster_class(settings.BACKEND)(scripts, **options)
 
 
 def run(master: Master, port: int = 8080, *, directory: str | os.PathLike | None = None) -> None:

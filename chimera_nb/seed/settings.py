@@ -23,13 +23,9 @@ Differences from the seed, on purpose:
 
 from __future__ import annotations
 
-import difflib
-import ipaddress
 import json
 import os
-import re
-from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Annotated, Any, Literal
@@ -38,137 +34,53 @@ from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, fie
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from ._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError
+from ..validation import (
+    cpu_share_problem,
+    host_problem,
+    network_name_problem,
+    network_prefix_problem,
+    port_problem,
+    published_host_problem,
+    repeated,
+    subnet_problem,
+    worker_name_problem,
+    worker_names_problem,
+)
+from ._messages import ENV_PREFIX, count, describe, json_problem
 
-__all__ = [
-    "ENV_PREFIX",
-    "WORKER_NAME_PATTERN",
-    "Backend",
-    "ChimeraSettings",
-    "load_settings",
-    "validate_worker_name",
-]
-
-#: Every variable this module reads starts with this prefix.
-ENV_PREFIX = "CHIMERA_"
-
-#: A worker name becomes a file name, a Docker container name and a Python module name.
-WORKER_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+__all__ = ["ENV_PREFIX", "Backend", "ChimeraSettings", "load_settings"]
 
 #: How workers are started: local processes, Docker containers, Swarm services, or already up.
 Backend = Literal["process", "docker", "swarm", "attach"]
 
-_WHY_NAMES_ARE_STRICT = (
-    "a worker name becomes a file name (chimera_workers/<name>.py), a Docker container name "
-    "and a Python module name, so it may use only ASCII letters, digits, '_' and '-', must "
-    "start with a letter or digit and have at most 63 characters"
-)
-_HOSTNAME = re.compile(
-    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
-)
-_DOCKER_NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _LIST_EXAMPLES = {
     "WORKERS_NODES_NAMES": '["worker1", "worker2"]',
     "WORKERS_CPU_SHARES": "[2, 4]",
     "WORKERS_MAPPED_PORTS": "[5001, 5002]",
 }
-_HINT = (
-    "Lists are JSON strings with double quotes, one value per worker, e.g. "
-    'CHIMERA_WORKERS_NODES_NAMES=\'["worker1", "worker2"]\' and '
-    "CHIMERA_WORKERS_MAPPED_PORTS='[5001, 5002]' (in Python: json.dumps([...]))."
-)
 
 
-# ---------------------------------------------------------------------------------------------
-# Checks shared with other modules
-# ---------------------------------------------------------------------------------------------
+def _rule(problem: Callable[[Any], str | None]) -> AfterValidator:
+    """A pydantic check from a rule of :mod:`chimera_nb.validation`: its problem sentence
+    becomes the ValueError that the error message lists."""
+
+    def check(value: Any) -> Any:
+        found = problem(value)
+        if found is not None:
+            raise ValueError(found)
+        return value
+
+    return AfterValidator(check)
 
 
-def _worker_name_problem(name: object) -> str | None:
-    """Say what is wrong with a worker name, or return None if it is fine."""
-    if not isinstance(name, str):
-        return f"must be a string, not {type(name).__name__}"
-    if name == "":
-        return "is empty"
-    if len(name) > 63:
-        return f"has {len(name)} characters, but at most 63 are allowed"
-    bad = sorted({c for c in name if not re.fullmatch(r"[A-Za-z0-9_-]", c)})
-    if bad:
-        shown = ", ".join("' ' (space)" if c == " " else repr(c) for c in bad)
-        return f"contains {shown}, which {'is' if len(bad) == 1 else 'are'} not allowed"
-    if WORKER_NAME_PATTERN.fullmatch(name) is None:
-        return "must start with a letter or a digit"
-    return None
-
-
-def validate_worker_name(name: str) -> str:
-    """Return ``name`` if it is a safe worker name, else raise :class:`ConfigurationError`.
-
-    Parameters
-    ----------
-    name : str
-        A worker name such as ``"worker1"``.
-
-    Returns
-    -------
-    str
-        The same name, so that calls can be chained.
-
-    Notes
-    -----
-    A worker name is used as ``chimera_workers/<name>.py``, as a Docker container name and as
-    a Python module name. Refusing path separators, dots, spaces and shell characters here
-    means no later module has to quote or escape it.
-
-    Examples
-    --------
-    >>> validate_worker_name("worker1")
-    'worker1'
-    """
-    problem = _worker_name_problem(name)
-    if problem is not None:
-        raise ConfigurationError(
-            f"Worker name {name!r} {problem}: {_WHY_NAMES_ARE_STRICT}. "
-            "Rename the worker script and its data folder, e.g. to 'worker1'."
-        )
-    return name
-
-
-def _pydantic_worker_name(name: str) -> str:
-    problem = _worker_name_problem(name)
-    if problem is not None:
-        raise ValueError(problem)  # _describe adds _WHY_NAMES_ARE_STRICT once
-    return name
-
-
-def _at_least_two(share: int) -> int:
-    if share < 2:
-        raise ValueError("must be at least 2, Docker's smallest CPU share")
-    return share
-
-
-def _tcp_port(port: int) -> int:
-    if not 1 <= port <= 65535:
-        raise ValueError("must be a TCP port between 1 and 65535")
-    return port
-
-
-def _host(host: str) -> str:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        if _HOSTNAME.fullmatch(host) is None:
-            raise ValueError(
-                "must be an IP address such as 127.0.0.1 or a host name such as localhost"
-            ) from None
-    return host
-
-
-WorkerName = Annotated[str, AfterValidator(_pydantic_worker_name)]
-CPUShare = Annotated[int, AfterValidator(_at_least_two)]
-Port = Annotated[int, AfterValidator(_tcp_port)]
-Host = Annotated[str, AfterValidator(_host)]
+WorkerName = Annotated[str, _rule(worker_name_problem)]
+WorkerNames = Annotated[list[WorkerName], _rule(worker_names_problem)]
+CPUShare = Annotated[int, _rule(cpu_share_problem)]
+Port = Annotated[int, _rule(port_problem)]
+Host = Annotated[str, _rule(host_problem)]
+NetworkName = Annotated[str, _rule(network_name_problem)]
+NetworkPrefix = Annotated[str, _rule(network_prefix_problem)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,23 +138,26 @@ class ChimeraSettings(BaseSettings):
     contract, so they keep its spelling (``settings.WORKERS_NODES_NAMES``). Build one with
     :func:`load_settings`; calling ``ChimeraSettings()`` reads ``os.environ`` the same way.
     Invalid values raise :class:`~chimera_nb.ConfigurationError` listing every problem.
+    Each value is checked by the same rule (:mod:`chimera_nb.validation`) that the cluster
+    backends apply, so settings that pass here are not refused when the workers start.
 
     Attributes
     ----------
     NETWORK_NAME : str
-        Docker network the workers join (docker and swarm backends).
+        Docker network the workers join (docker and swarm backends), 1 to 50 characters.
     NETWORK_PREFIX : str
         First three octets of the network's IPv4 addresses, e.g. ``"192.168.10"``.
     NETWORK_SUBNET_MASK : int
-        Bits of the network part of the subnet ``<prefix>.0/<mask>``, 0 to 32.
+        Bits of the network part of the subnet ``<prefix>.0/<mask>``, at most 29.
     WORKERS_NODES_NAMES : list of str
         One name per worker script ``chimera_workers/<name>.py``. Required.
     WORKERS_CPU_SHARES : list of int or None
-        Docker CPU shares per worker (each >= 2); None gives every worker 2.
+        Docker CPU shares per worker (each 2 to 262144); None gives every worker 2.
     WORKERS_MAPPED_PORTS : list of int or None
         Host port per worker; None lets the backend pick free ports.
     WORKERS_HOST : str
-        Address the workers' ports are bound to on the host.
+        Address the workers' ports are bound to on the host (an IP address for the docker
+        and swarm backends).
     WORKERS_PORT : int
         Port a worker listens on inside its container.
     WORKERS_ENDPOINTS_MAX_RETRIES : int
@@ -265,10 +180,10 @@ class ChimeraSettings(BaseSettings):
         env_prefix=ENV_PREFIX, case_sensitive=True, frozen=True, extra="ignore"
     )
 
-    NETWORK_NAME: str = "chimera-network"
-    NETWORK_PREFIX: str = "192.168.10"
+    NETWORK_NAME: NetworkName = "chimera-network"
+    NETWORK_PREFIX: NetworkPrefix = "192.168.10"
     NETWORK_SUBNET_MASK: int = Field(default=24, ge=0, le=32)
-    WORKERS_NODES_NAMES: list[WorkerName]
+    WORKERS_NODES_NAMES: WorkerNames
     WORKERS_CPU_SHARES: list[CPUShare] | None = None
     WORKERS_MAPPED_PORTS: list[Port] | None = None
     WORKERS_HOST: Host = "127.0.0.1"
@@ -283,7 +198,9 @@ class ChimeraSettings(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as error:
-            raise ConfigurationError(_describe(error, _environ.get())) from None
+            raise ConfigurationError(
+                describe(error, _environ.get(), type(self).model_fields)
+            ) from None
 
     @classmethod
     def settings_customise_sources(
@@ -316,7 +233,7 @@ class ChimeraSettings(BaseSettings):
         try:
             parsed = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(_json_problem(text, error, example)) from None
+            raise ValueError(json_problem(text, error, example)) from None
         if not isinstance(parsed, list):
             # A ValueError, not a TypeError: pydantic reports only the former as a problem.
             raise ValueError(f"must be a JSON list such as {example}")  # noqa: TRY004
@@ -324,61 +241,33 @@ class ChimeraSettings(BaseSettings):
 
     # --- checks that look at more than one value -------------------------------------------------
 
-    @field_validator("NETWORK_NAME")
-    @classmethod
-    def _check_network_name(cls, name: str) -> str:
-        if _DOCKER_NETWORK_NAME.fullmatch(name) is None:
-            raise ValueError(
-                "must be a Docker network name: letters, digits, '_', '.' and '-', "
-                "starting with a letter or digit"
-            )
-        return name
-
-    @field_validator("NETWORK_PREFIX")
-    @classmethod
-    def _check_network_prefix(cls, prefix: str) -> str:
-        octets = prefix.split(".")
-        if len(octets) != 3 or not all(
-            o.isdigit() and o.isascii() and str(int(o)) == o and int(o) <= 255 for o in octets
-        ):
-            raise ValueError(
-                "must be the first three octets of an IPv4 address, such as 192.168.10"
-            )
-        return prefix
-
     @field_validator("NETWORK_SUBNET_MASK")
     @classmethod
     def _check_subnet(cls, mask: int, info: ValidationInfo) -> int:
         prefix = info.data.get("NETWORK_PREFIX")
         if prefix is None:
             return mask  # the prefix is already reported
-        try:
-            ipaddress.ip_network(f"{prefix}.0/{mask}")
-        except ValueError:
+        subnet = f"{prefix}.0/{mask}"
+        problem = subnet_problem(subnet)
+        if problem is not None:
             raise ValueError(
-                f"{prefix}.0/{mask} is not a network address (its host bits are not zero); "
-                f"use a mask of 24 or more, or change CHIMERA_NETWORK_PREFIX"
-            ) from None
+                f"{subnet} is not a network address Docker can use: {problem}; change "
+                "CHIMERA_NETWORK_PREFIX or CHIMERA_NETWORK_SUBNET_MASK"
+            )
         return mask
 
-    @field_validator("WORKERS_NODES_NAMES")
+    @field_validator("BACKEND")
     @classmethod
-    def _check_names_unique(cls, names: list[str]) -> list[str]:
-        if not names:
-            raise ValueError('lists no workers; name at least one, e.g. ["worker1"]')
-        duplicated = [n for n, count in Counter(names).items() if count > 1]
-        if duplicated:
-            raise ValueError(
-                f"must be unique, but {', '.join(map(repr, duplicated))} appear more than once"
-            )
-        by_case = Counter(n.casefold() for n in names)
-        clashing = [n for n in names if by_case[n.casefold()] > 1]
-        if clashing:
-            raise ValueError(
-                f"{', '.join(map(repr, clashing))} differ only in case, so their scripts and "
-                "data folders would be the same on macOS and Windows; rename one"
-            )
-        return names
+    def _check_published_host(cls, backend: str, info: ValidationInfo) -> str:
+        host = info.data.get("WORKERS_HOST")
+        if backend in ("docker", "swarm") and host is not None:
+            problem = published_host_problem(host)
+            if problem is not None:
+                raise ValueError(
+                    f"{backend!r} publishes the workers' ports on CHIMERA_WORKERS_HOST, which "
+                    f"{problem}, but it is {host!r}"
+                )
+        return backend
 
     @field_validator("WORKERS_CPU_SHARES", "WORKERS_MAPPED_PORTS")
     @classmethod
@@ -393,12 +282,12 @@ class ChimeraSettings(BaseSettings):
                 else "free ports picked for you"
             )
             raise ValueError(
-                f"has {_count(len(values), 'value')} but CHIMERA_WORKERS_NODES_NAMES has "
-                f"{_count(len(names), 'name')}; give one value per worker, in the same order, "
+                f"has {count(len(values), 'value')} but CHIMERA_WORKERS_NODES_NAMES has "
+                f"{count(len(names), 'name')}; give one value per worker, in the same order, "
                 f"or leave {ENV_PREFIX}{info.field_name} unset for {unset_means}"
             )
         if info.field_name == "WORKERS_MAPPED_PORTS":
-            duplicated = [p for p, count in Counter(values).items() if count > 1]
+            duplicated = repeated(values)
             if duplicated:
                 raise ValueError(
                     f"must be unique, but {', '.join(map(str, duplicated))} appear more than "
@@ -448,71 +337,3 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ChimeraSettings:
     """
     with _reading(environ):
         return ChimeraSettings()
-
-
-# ---------------------------------------------------------------------------------------------
-# Turning pydantic's errors into one message
-# ---------------------------------------------------------------------------------------------
-
-
-def _json_problem(text: str, error: json.JSONDecodeError, example: str) -> str:
-    if "'" in text:
-        try:
-            json.loads(text.replace("'", '"'))
-        except json.JSONDecodeError:
-            pass
-        else:
-            return (
-                "uses single quotes, which JSON does not allow; use double quotes, "
-                f"e.g. {example} (in Python: json.dumps([...]), not str([...]))"
-            )
-    if not text.startswith("["):
-        return f"is not a JSON list; write it in brackets, e.g. {example}"
-    return f"is not valid JSON ({error.msg} at character {error.pos}); write e.g. {example}"
-
-
-def _describe(error: ValidationError, environ: Mapping[str, str] | None) -> str:
-    """One line per problem, then the hint."""
-    environ = os.environ if environ is None else environ
-    lines = []
-    for problem in error.errors():
-        field, *items = problem["loc"]
-        where = ENV_PREFIX + str(field) + "".join(f"[{i}]" for i in items)
-        if problem["type"] == "missing":
-            lines.append(
-                f"{where}: is required but not set; it names one worker per script "
-                f"chimera_workers/<name>.py{_near_miss(str(field), environ)}"
-            )
-            continue
-        cause = problem.get("ctx", {}).get("error")
-        what = str(cause) if isinstance(cause, ValueError) else problem["msg"]
-        what = what.replace("Input should be", "must be", 1)
-        lines.append(f"{where}: {what} (got {_shown(problem['input'])})")
-    listing = "\n".join(f"  - {line}" for line in lines)
-    count = _count(len(lines), "problem")
-    bad_name = any(
-        p["loc"][0] == "WORKERS_NODES_NAMES" and len(p["loc"]) > 1 for p in error.errors()
-    )
-    why = f"Why names are strict: {_WHY_NAMES_ARE_STRICT}.\n" if bad_name else ""
-    return f"The CHIMERA_* settings have {count}:\n{listing}\n{why}{_HINT}"
-
-
-def _near_miss(field: str, environ: Mapping[str, str]) -> str:
-    """Point at a set variable whose name is a likely typo of the missing one."""
-    wanted = ENV_PREFIX + field
-    unknown = [
-        k
-        for k in environ
-        if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX) :] not in ChimeraSettings.model_fields
-    ]
-    close = difflib.get_close_matches(wanted, unknown, n=1, cutoff=0.85)
-    return f"; {close[0]} is set, did you mean {wanted}?" if close else ""
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
-def _shown(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
