@@ -2,10 +2,11 @@
 
 * ``chimera_status.log``: timestamped events and errors (a fit started, round 7 lost
   worker2, ...), written through the ``chimera_status`` logger.
-* ``chimera_time.log``: one line per call a master made to a worker endpoint, written through
-  the ``chimera_time`` logger as ``key=value`` pairs that :func:`read_time_log` parses::
+* ``chimera_time.log``: one line per call a master made to a worker endpoint (each span of
+  :mod:`chimera_nb.spans`), written through the ``chimera_time`` logger as ``key=value``
+  pairs that :func:`read_time_log` parses::
 
-      2026-11-21T22:41:03.123 worker=worker1 endpoint=/v1/chimera/sgd/fit-step latency_ms=1.204 status=200 round=7 attempt=1
+      2026-11-21T22:41:03.123 worker=worker1 endpoint=/v1/chimera/sgd/fit-step latency_ms=1.204 status=200 round=7 attempt=1 bytes_sent=96 bytes_received=120
 
   ``status`` is the HTTP status code, or what went wrong when there was none (``timeout``,
   ``refused``, ``disconnected``, ``error``).
@@ -114,17 +115,23 @@ def log_worker_call(
     round_number: int | None = None,
     attempt: int = 1,
     url: str | None = None,
+    *,
+    bytes_sent: int = 0,
+    bytes_received: int = 0,
 ) -> None:
     """One line of ``chimera_time.log``; ``url`` (the worker's base URL) picks the files."""
     if time_logger.handlers:  # formatting costs time on the hot path; skip it when unused
         time_logger.info(
-            "worker=%s endpoint=%s latency_ms=%.3f status=%s round=%s attempt=%d",
+            "worker=%s endpoint=%s latency_ms=%.3f status=%s round=%s attempt=%d "
+            "bytes_sent=%d bytes_received=%d",
             worker,
             endpoint,
             latency_ms,
             status,
             "-" if round_number is None else round_number,
             attempt,
+            bytes_sent,
+            bytes_received,
             extra={"worker_url": url},
         )
 

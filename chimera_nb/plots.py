@@ -17,8 +17,8 @@ from matplotlib.patches import FancyBboxPatch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 if TYPE_CHECKING:
-    from .masters.base import RoundRecord
-    from .masters.events import Flowchart
+    from .masters.flowchart import Flowchart
+    from .masters.history import RoundRecord
 
 __all__ = [
     "Chart",
@@ -189,13 +189,13 @@ def plot_latency_over_rounds(
 
 
 def plot_flowchart(flowchart: Flowchart, active: str | None = None) -> Figure:
-    """A master's flowchart (:data:`chimera_nb.masters.events.FLOWCHARTS`): one box per
-    step, lettered as in the seed, the ``active`` step in orange.
+    """A master's flowchart (``master.flowcharts``): one box per step, lettered as in the
+    seed, the ``active`` step in orange.
 
     Each box is a patch with ``gid="step-<letter>"``, so a test or a script can find it.
     The dashboard draws the same layout as HTML.
     """
-    from .notebook.flowchart import (
+    from .masters.flowchart import (
         ACTIVE_COLOR,
         ACTIVE_EDGE_COLOR,
         ARROW_COLOR,

@@ -9,9 +9,8 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from chimera_nb.logs import read_time_log
-from chimera_nb.masters.base import RoundRecord
-from chimera_nb.masters.events import FLOWCHARTS
-from chimera_nb.notebook.flowchart import ACTIVE_COLOR
+from chimera_nb.masters import AggregationMaster, ParameterServerMaster, RoundRecord
+from chimera_nb.masters.flowchart import ACTIVE_COLOR
 from chimera_nb.plots import (
     plot_flowchart,
     plot_latency,
@@ -21,6 +20,12 @@ from chimera_nb.plots import (
 )
 
 FIT_STEP = "/v1/chimera/sgd/fit-step"
+
+FLOWCHARTS = {
+    chart.machine: chart
+    for master in (ParameterServerMaster, AggregationMaster)
+    for chart in master.flowcharts
+}
 
 
 def png(figure: Figure) -> bytes:

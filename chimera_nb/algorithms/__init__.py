@@ -1,15 +1,18 @@
-"""The algorithms layer: losses, gradients, aggregation rules, sharding, standardization and
-learning-rate schedules, in plain numpy. No I/O and no asyncio, so that every distributed
-result can be checked against the same functions run in one process.
+"""The algorithms layer: losses, gradients, aggregation rules, prediction combiners, sharding,
+standardization and learning-rate schedules, in plain numpy. No I/O and no asyncio, so that
+every distributed result can be checked against the same functions run in one process.
 """
 
-from .aggregation import (
-    GradientAggregator,
-    WeightedMean,
+from .aggregation import Gradient, GradientAggregator, ShardGradient, WeightedMean, weighted_mean
+from .combiners import (
+    Combined,
+    MeanPrediction,
+    MemberPrediction,
+    PredictionCombiner,
+    SoftVote,
     mean_prediction,
     soft_vote,
     union_of_classes,
-    weighted_mean,
 )
 from .gradient_descent import GradientDescentResult, gradient_descent, update_step
 from .linear import decision_function, loss_for, n_outputs, predict_proba
@@ -20,12 +23,19 @@ from .sharding import contiguous_shards, hash_shards, random_shards, range_shard
 
 __all__ = [
     "ColumnStatistics",
+    "Combined",
     "Constant",
+    "Gradient",
     "GradientAggregator",
     "GradientDescentResult",
     "InverseScaling",
     "LearningRateSchedule",
     "LossAndGradient",
+    "MeanPrediction",
+    "MemberPrediction",
+    "PredictionCombiner",
+    "ShardGradient",
+    "SoftVote",
     "Standardizer",
     "WeightedMean",
     "contiguous_shards",

@@ -1,29 +1,50 @@
-"""Rules that combine what workers send back: gradients for a parameter server, predictions
-for bagging. Pure functions of arrays; a master hands them what it gathered.
+"""Rules that turn the workers' gradients into one: what a parameter server applies each round.
 
-The rule is a separate object from the loop that drives the rounds (as in Flower), so a lab
-that asks for a new rule (a median, a trimmed mean, top-k with error feedback) changes one
-class and no master.
+A rule is an object with one method, ``aggregate(gradients)``, that receives the round's
+answers **by worker name** and returns one :class:`Gradient`. The master picks the workers,
+sends, gathers the replies and hands them to the rule; the rule never opens a connection (as
+Flower's strategies). Keyed by name, a rule can keep state per worker (error feedback,
+reputation for Krum) and a lab that asks for a new rule changes one class and no master.
 """
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from .._types import ClassLabel, Matrix, Vector
+from .._types import Matrix, Vector
 
-__all__ = [
-    "GradientAggregator",
-    "WeightedMean",
-    "mean_prediction",
-    "soft_vote",
-    "union_of_classes",
-    "weighted_mean",
-]
+__all__ = ["Gradient", "GradientAggregator", "ShardGradient", "WeightedMean", "weighted_mean"]
+
+
+class ShardGradient(NamedTuple):
+    """One worker's answer to a round: the mean gradient of its shard, and how many samples
+    that mean was taken over (its weight in the aggregate).
+
+    ``weights`` has shape ``(n_outputs, n_features)``, ``bias`` shape ``(n_outputs,)``.
+    """
+
+    weights: Matrix
+    bias: Vector
+    n_samples: int
+    loss: float
+
+
+class Gradient(NamedTuple):
+    """The round's gradient, the one step the master takes."""
+
+    weights: Matrix
+    bias: Vector
+
+
+class GradientAggregator(Protocol):
+    """How a parameter server turns the workers' gradients into one."""
+
+    def aggregate(self, gradients: Mapping[str, ShardGradient]) -> Gradient:
+        """``gradients``: worker name -> its answer, for the workers that answered."""
+        ...
 
 
 def weighted_mean(arrays: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
@@ -43,70 +64,27 @@ def weighted_mean(arrays: Sequence[np.ndarray], weights: Sequence[float]) -> np.
     return np.tensordot(weights / weights.sum(), stacked, axes=1)
 
 
-class GradientAggregator(Protocol):
-    """How a parameter server turns the workers' gradients into one."""
-
-    def aggregate(
-        self,
-        weights_gradients: Sequence[Matrix],
-        bias_gradients: Sequence[Vector],
-        n_samples: Sequence[int],
-    ) -> tuple[Matrix, Vector]: ...
-
-
 class WeightedMean:
-    """The default rule: each worker's gradient weighted by its number of samples."""
+    """The default rule: each worker's gradient weighted by its number of samples.
 
-    def aggregate(
-        self,
-        weights_gradients: Sequence[Matrix],
-        bias_gradients: Sequence[Vector],
-        n_samples: Sequence[int],
-    ) -> tuple[Matrix, Vector]:
-        return weighted_mean(weights_gradients, n_samples), weighted_mean(bias_gradients, n_samples)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rule = WeightedMean()
+    >>> rule.aggregate({
+    ...     "worker1": ShardGradient(np.array([[1.0]]), np.array([0.0]), 1, 0.0),
+    ...     "worker2": ShardGradient(np.array([[4.0]]), np.array([3.0]), 2, 0.0),
+    ... })
+    Gradient(weights=array([[3.]]), bias=array([2.]))
+    """
+
+    def aggregate(self, gradients: Mapping[str, ShardGradient]) -> Gradient:
+        answers = list(gradients.values())
+        n_samples = [answer.n_samples for answer in answers]
+        return Gradient(
+            weighted_mean([answer.weights for answer in answers], n_samples),
+            weighted_mean([answer.bias for answer in answers], n_samples),
+        )
 
     def __repr__(self) -> str:
         return "WeightedMean()"
-
-
-def mean_prediction(predictions: Sequence[Vector]) -> Vector:
-    """Bagging for regression: the arithmetic mean of the members' predictions."""
-    return np.mean(np.stack([np.asarray(p, dtype=np.float64) for p in predictions]), axis=0)
-
-
-def union_of_classes(classes: Sequence[Sequence[ClassLabel]]) -> list[ClassLabel]:
-    """The sorted union of several lists of class labels (numbers before strings)."""
-    return sorted({label for member in classes for label in member}, key=_label_order)
-
-
-def soft_vote(
-    probabilities: Sequence[Matrix],
-    classes: Sequence[Sequence[ClassLabel]],
-    labels: Sequence[ClassLabel] | None = None,
-) -> tuple[list[ClassLabel], Matrix]:
-    """Bagging for classification: average the members' class probabilities.
-
-    A member trained on a bootstrap sample may have seen only some classes, so each member's
-    columns are first placed under the union of all classes (probability 0 for a class it
-    never saw), or under ``labels`` if given (a superset of every member's classes).
-
-    Returns
-    -------
-    classes : list
-        ``labels``, else the sorted union of the members' classes.
-    probabilities : ndarray of shape (n_samples, n_classes)
-        The mean probability of each class; rows sum to 1.
-    """
-    union = list(labels) if labels is not None else union_of_classes(classes)
-    column = {label: index for index, label in enumerate(union)}
-    n_samples = np.asarray(probabilities[0]).shape[0]
-    total = np.zeros((n_samples, len(union)))
-    for member_probabilities, member_classes in zip(probabilities, classes):
-        columns = [column[label] for label in member_classes]
-        total[:, columns] += np.asarray(member_probabilities, dtype=np.float64)
-    return union, total / len(probabilities)
-
-
-def _label_order(label: ClassLabel) -> tuple[int, float | str]:
-    """Sort numbers before strings, each in natural order, so mixed labels never crash."""
-    return (0, label) if isinstance(label, numbers.Real) else (1, str(label))

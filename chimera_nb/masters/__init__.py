@@ -1,26 +1,46 @@
 """The masters: coordinators that drive workers round by round over REST.
 
 * :class:`ParameterServerMaster`: distributed gradient descent (data parallelism);
-* :class:`AggregationMaster`: distributed bagging (model and hybrid parallelism).
+* :class:`AggregationMaster`: distributed bagging (an ensemble; the seed's "model" and
+  "hybrid" parallelism).
 
-Each follows the seed's flowcharts and publishes every step on its :class:`EventBus`.
+Every master is a :class:`Master`: an estimator that follows its flowcharts, publishes every
+step on its :class:`EventBus`, and leaves a :class:`RoundRecord` per round in ``history_`` and
+a span per call in ``spans_``. A new algorithm is one more module here.
 """
 
-from .aggregation import AggregationMaster
-from .base import Master, RoundRecord
-from .client import Broadcast, WorkerClient
-from .events import FLOWCHARTS, EventBus, Flowchart, StepEvent
-from .parameter_server import ParameterServerMaster
+from .aggregation import AGGREGATION_FIT, AGGREGATION_PREDICT, AggregationMaster
+from .base import FitHandle, Master, Quorum
+from .client import Broadcast, PendingBroadcast, WorkerClient
+from .endpoints import resolve_endpoints
+from .estimator import Estimator, HasMethods, Interval, Options
+from .events import EventBus, StepEvent
+from .flowchart import Flowchart, chain
+from .history import RoundRecord
+from .linear_model import PARAMETER_SERVER_PREDICT
+from .parameter_server import PARAMETER_SERVER_FIT, ParameterServerMaster
 
 __all__ = [
-    "FLOWCHARTS",
+    "AGGREGATION_FIT",
+    "AGGREGATION_PREDICT",
+    "PARAMETER_SERVER_FIT",
+    "PARAMETER_SERVER_PREDICT",
     "AggregationMaster",
     "Broadcast",
+    "Estimator",
     "EventBus",
+    "FitHandle",
     "Flowchart",
+    "HasMethods",
+    "Interval",
     "Master",
+    "Options",
     "ParameterServerMaster",
+    "PendingBroadcast",
+    "Quorum",
     "RoundRecord",
     "StepEvent",
     "WorkerClient",
+    "chain",
+    "resolve_endpoints",
 ]

@@ -1,4 +1,14 @@
-"""The aggregation master of bagging: fit a member on every worker, average their predictions."""
+"""The aggregation master of bagging: fit a member on every worker, combine their predictions.
+
+Read it in this order: the two flowcharts (the seed's steps), then :meth:`_fit` and
+:meth:`_predict`, which call one named method per lettered step. How the members' answers
+become one is a rule object (``combiner``: :class:`~chimera_nb.algorithms.MeanPrediction`
+for regression, :class:`~chimera_nb.algorithms.SoftVote` for classification).
+
+What the course calls this: the seed names bagging on the same data "model parallelism" and on
+different data "hybrid parallelism"; in the course notes both are *ensembles* trained with
+data parallelism (model parallelism splits one model across workers).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +16,70 @@ from typing import Any
 
 import numpy as np
 
+from .. import _runtime
 from .._exceptions import WorkerError
-from ..algorithms import mean_prediction, soft_vote, union_of_classes
+from ..algorithms import (
+    Combined,
+    MeanPrediction,
+    MemberPrediction,
+    PredictionCombiner,
+    SoftVote,
+    union_of_classes,
+)
 from ..logs import status_logger
-from ..wire import FitResponse, PredictRequest, PredictResponse, paths
-from .base import Master, Quorum, resolve_endpoints
-from .client import Broadcast
-from .events import AGGREGATION_FIT, AGGREGATION_PREDICT
+from ..wire import FitResponse, ModelFitRequest, PredictRequest, PredictResponse, paths
+from .base import Master, Quorum
+from .client import Broadcast, PendingBroadcast, WorkerClient
+from .estimator import HasMethods
+from .flowchart import Flowchart, chain
 
-__all__ = ["AggregationMaster"]
+__all__ = ["AGGREGATION_FIT", "AGGREGATION_PREDICT", "AggregationMaster"]
 
-FIT = AGGREGATION_FIT.machine
-PREDICT = AGGREGATION_PREDICT.machine
+#: The seed's fit flowchart: every worker fits its member once.
+AGGREGATION_FIT = Flowchart(
+    "aggregation fit",
+    {
+        "A": "idle",
+        "B": "fit request received",
+        "C": "broadcast model/fit",
+        "D": "wait: reply / timeout / retries",
+        "E": "at least one success?",
+        "F": "error to client",
+        "G": "receive ok from workers",
+        "H": "ok to client",
+        "I": "end",
+    },
+    chain("ABCDE")
+    + (("E", "G", "yes"), ("E", "F", "no"), ("G", "H", ""), ("H", "I", ""), ("F", "I", "")),
+)
+
+#: The seed's predict flowchart: every fitted member predicts; the combiner averages.
+AGGREGATION_PREDICT = Flowchart(
+    "aggregation predict",
+    {
+        "A": "idle",
+        "B": "predict request received",
+        "C": "broadcast model/predict",
+        "D": "wait: reply / timeout / retries",
+        "E": "at least one success?",
+        "F": "error to client",
+        "G": "receive predictions",
+        "H": "aggregate: mean",
+        "I": "predictions to client",
+        "J": "end",
+    },
+    chain("ABCDE")
+    + (
+        ("E", "G", "yes"),
+        ("E", "F", "no"),
+        ("G", "H", ""),
+        ("H", "I", ""),
+        ("I", "J", ""),
+        ("F", "J", ""),
+    ),
+)
+
+FIT, PREDICT = AGGREGATION_FIT, AGGREGATION_PREDICT
 
 
 class AggregationMaster(Master):
@@ -26,8 +88,9 @@ class AggregationMaster(Master):
     predict A-J, published on :attr:`events`).
 
     ``fit`` asks every worker to fit its member (sending each its own bootstrap seed);
-    ``predict`` asks every fitted member and averages: the mean for regression, the mean of
-    class probabilities (a *soft vote*) for classification, any number of classes.
+    ``predict`` asks every fitted member and combines their answers: the mean for
+    regression, the mean of class probabilities (a *soft vote*) for classification, any
+    number of classes.
 
     Parameters
     ----------
@@ -35,6 +98,9 @@ class AggregationMaster(Master):
         Workers that must answer for a fit or a prediction to count (None: at least one).
     timeout, max_retries : float and int, optional
         Per call; default to the seed's ``CHIMERA_WORKERS_ENDPOINTS_*`` variables.
+    combiner : PredictionCombiner, optional
+        The rule that combines the members' predictions; by default ``MeanPrediction()``
+        for regression members and ``SoftVote()`` for classification members.
     random_state : int or None
         Seeds one bootstrap per worker (kept in ``worker_seeds_``): members differ, runs replay.
 
@@ -48,6 +114,13 @@ class AggregationMaster(Master):
     columns_ : list of str
     classes_ : list or None
         The union of the members' classes (classification), else None.
+    combiner_ : PredictionCombiner
+        The rule in use.
+    history_ : list of RoundRecord
+        One record for the fit's broadcast and one per prediction since
+        (``action`` "fit" or "predict"): who answered, who failed and why, latencies.
+    spans_ : SpanLog
+        One span per call to a worker.
 
     Examples
     --------
@@ -59,6 +132,12 @@ class AggregationMaster(Master):
     role = "AggregationMaster"
     fit_path = paths.AGGREGATION_FIT
     predict_path = paths.AGGREGATION_PREDICT
+    flowcharts = (AGGREGATION_FIT, AGGREGATION_PREDICT)
+
+    _parameter_constraints = {
+        **Master._parameter_constraints,
+        "combiner": [None, HasMethods("combine")],
+    }
 
     def __init__(
         self,
@@ -66,49 +145,55 @@ class AggregationMaster(Master):
         quorum: Quorum = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        combiner: PredictionCombiner | None = None,
         random_state: int | None = None,
     ) -> None:
         self.quorum = quorum
         self.timeout = timeout
         self.max_retries = max_retries
+        self.combiner = combiner
         self.random_state = random_state
 
-    async def fit_async(self, workers: Any) -> AggregationMaster:
-        """Fit every worker's member (flowchart A-I); see :meth:`fit`."""
-        self._check_common_params()
-        self._endpoints = resolve_endpoints(workers)
-        names = list(self._endpoints)
-        seeds = np.random.SeedSequence(self.random_state).generate_state(len(names))
-        self.worker_seeds_ = dict(zip(names, seeds.tolist()))
+    # -- fit: flowchart A-I -----------------------------------------------------------------
+
+    async def _fit(self, client: WorkerClient) -> None:
+        names = list(client.endpoints)
         self.events.publish(FIT, "B", n_workers=len(names))
-        async with self._client(self._endpoints) as client:
-            self.events.publish(FIT, "C")
-            pending = client.broadcast(
-                names, lambda name: client.model_fit(name, self.worker_seeds_[name])
-            )
-            self.events.publish(FIT, "D")
-            replies = await pending.wait()
-        self.events.publish(FIT, "E", answered=replies.answered, failed=replies.failed)
-        self.failed_workers_ = dict(replies.failed)
+        pending = self._broadcast_model_fit(client, names)  # C
+        replies = await self._wait_for_replies(pending, FIT)  # D, then E
         try:
-            self._check_quorum(replies, len(names), "fit")
-            self._check_members_agree(replies)
+            self._check_members(replies, len(names))  # E -> F
         except WorkerError as error:
             self.events.publish(FIT, "F", error=str(error))
             self.events.publish(FIT, "I")
             raise
-        self.events.publish(FIT, "G")
-        self.fitted_workers_ = replies.answered
+        self._receive_ok(replies, len(names))  # G
         self.events.publish(FIT, "H")
-        status_logger.info(
-            "%s fit: %d of %d workers fitted", self.role, len(replies.results), len(names)
-        )
         self.events.publish(FIT, "I")
-        return self
 
-    def _check_members_agree(self, replies: Broadcast) -> None:
-        """All members must be trained on the same columns, and be all regressors or all
-        classifiers."""
+    def _broadcast_model_fit(self, client: WorkerClient, names: list[str]) -> PendingBroadcast:
+        """Step C: ask every worker to fit its member, each with its own bootstrap seed."""
+        self.events.publish(FIT, "C")
+        seeds = np.random.SeedSequence(self.random_state).generate_state(len(names))
+        self.worker_seeds_ = dict(zip(names, seeds.tolist()))
+        requests = {
+            name: ModelFitRequest(random_state=seed) for name, seed in self.worker_seeds_.items()
+        }
+        return client.broadcast(client.model_fit, requests)
+
+    async def _wait_for_replies(self, pending: PendingBroadcast, chart: Flowchart) -> Broadcast:
+        """Step D: each worker answers, times out or runs out of retries; then E asks whether
+        enough of them answered."""
+        self.events.publish(chart, "D")
+        replies = await pending.wait()
+        self.events.publish(chart, "E", answered=replies.answered, failed=replies.failed)
+        self.failed_workers_ = dict(replies.failed)
+        return replies
+
+    def _check_members(self, replies: Broadcast, n_workers: int) -> None:
+        """Step E: enough members fitted (the quorum), all on the same columns, and all
+        regressors or all classifiers."""
+        self._check_quorum(replies, n_workers, "fit")
         answers = list(replies.results.items())
         first_name, first = answers[0]
         for name, answer in answers[1:]:
@@ -125,71 +210,99 @@ class AggregationMaster(Master):
             None if first.classes is None else union_of_classes([a.classes for _, a in answers])
         )
 
-    async def predict_async(self, X: Any) -> np.ndarray:
-        """Predicted values (regression) or labels (classification) for the rows of ``X``."""
-        return (await self._predict(X))[0]
+    def _receive_ok(self, replies: Broadcast, n_workers: int) -> None:
+        """Step G: the members that fitted are the ensemble; pick the combiner for them."""
+        self.events.publish(FIT, "G")
+        self.fitted_workers_ = replies.answered
+        self.combiner_ = self.combiner or (
+            MeanPrediction() if self.classes_ is None else SoftVote()
+        )
+        n_samples = {name: answer.n_samples for name, answer in replies.results.items()}
+        self._record(replies, 1, n_samples=n_samples, action="fit")
+        status_logger.info(
+            "%s fit: %d of %d workers fitted", self.role, len(replies.results), n_workers
+        )
 
-    async def predict_proba_async(self, X: Any) -> np.ndarray:
-        """The soft vote's class probabilities, shape ``(n_samples, len(classes_))``."""
-        _, probabilities = await self._predict(X)
-        if probabilities is None:
-            raise AttributeError("predict_proba is for classification members")
-        return probabilities
+    # -- predict: flowchart A-J ---------------------------------------------------------------
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        from .._runtime import run_sync
-
-        return run_sync(self.predict_proba_async(X))
-
-    async def _predict(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        """Flowchart A-J for ``X`` (a PredictRequest or array-like): broadcast, wait, check,
-        aggregate."""
+    async def _predict(self, X: Any) -> tuple[Combined, Broadcast]:
+        """Flowchart A-J for ``X`` (a PredictRequest or array-like): the combined prediction,
+        and who answered."""
         self.events.publish(PREDICT, "B")
-        self._check_is_fitted("fitted_workers_")
-        request = X if isinstance(X, PredictRequest) else self._as_request(X, self.columns_)
-        request.matrix(self.columns_)  # 422 naming wrong columns before any worker is asked
+        request = self._checked_request(X)
         async with self._client(self._endpoints) as client:
-            self.events.publish(PREDICT, "C")
-            pending = client.broadcast(
-                self.fitted_workers_, lambda name: client.model_predict(name, request)
-            )
-            self.events.publish(PREDICT, "D")
-            replies = await pending.wait()
-        self.events.publish(PREDICT, "E", answered=replies.answered, failed=replies.failed)
-        self.failed_workers_ = dict(replies.failed)
-        self._last_predict = replies
+            pending = self._broadcast_predict(client, request)  # C
+            replies = await self._wait_for_replies(pending, PREDICT)  # D, then E
         try:
-            self._check_quorum(replies, len(self.fitted_workers_), "predict")
+            self._check_quorum(replies, len(self.fitted_workers_), "predict")  # E -> F
         except WorkerError as error:
             self.events.publish(PREDICT, "F", error=str(error))
             self.events.publish(PREDICT, "J")
             raise
-        self.events.publish(PREDICT, "G")
-        answers = list(replies.results.values())
-        self.events.publish(PREDICT, "H")
-        if self.classes_ is None:
-            predictions, probabilities = mean_prediction([a.y_pred_rows for a in answers]), None
-        else:
-            _, probabilities = soft_vote(
-                [a.y_pred_rows for a in answers], [a.classes for a in answers], self.classes_
-            )
-            predictions = np.asarray(self.classes_)[probabilities.argmax(axis=1)]
+        self._record(replies, len(self.history_) + 1, action="predict")
+        predictions = self._gather_predictions(replies)  # G
+        combined = self._combine(predictions)  # H
         self.events.publish(PREDICT, "I")
         self.events.publish(PREDICT, "J")
-        return predictions, probabilities
+        return combined, replies
+
+    def _checked_request(self, X: Any) -> PredictRequest:
+        """Fitted, and ``X`` has the training columns: a 422 naming wrong columns before any
+        worker is asked."""
+        self._check_is_fitted("fitted_workers_")
+        request = X if isinstance(X, PredictRequest) else self._as_request(X, self.columns_)
+        request.matrix(self.columns_)
+        return request
+
+    def _broadcast_predict(self, client: WorkerClient, request: PredictRequest) -> PendingBroadcast:
+        """Step C: ask every fitted member to predict the same rows."""
+        self.events.publish(PREDICT, "C")
+        return client.broadcast(client.model_predict, dict.fromkeys(self.fitted_workers_, request))
+
+    def _gather_predictions(self, replies: Broadcast) -> dict[str, MemberPrediction]:
+        """Step G: each member's answer, by worker name."""
+        self.events.publish(PREDICT, "G")
+        return {
+            name: MemberPrediction(np.asarray(answer.y_pred_rows), answer.classes)
+            for name, answer in replies.results.items()
+        }
+
+    def _combine(self, predictions: dict[str, MemberPrediction]) -> Combined:
+        """Step H: one prediction from many (the combiner's rule)."""
+        self.events.publish(PREDICT, "H")
+        return self.combiner_.combine(predictions, self.classes_)
+
+    async def predict_async(self, X: Any) -> np.ndarray:
+        """Predicted values (regression) or labels (classification) for the rows of ``X``."""
+        combined, _ = await self._predict(X)
+        return combined.predictions
+
+    async def predict_proba_async(self, X: Any) -> np.ndarray:
+        """The soft vote's class probabilities, shape ``(n_samples, len(classes_))``."""
+        combined, _ = await self._predict(X)
+        if combined.probabilities is None:
+            raise AttributeError("predict_proba is for classification members")
+        return combined.probabilities
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """The soft vote's class probabilities; see :meth:`predict_proba_async`."""
+        return _runtime.run_sync(self.predict_proba_async(X))
 
     def _is_fitted(self) -> bool:
         return hasattr(self, "fitted_workers_")
+
+    # -- REST -------------------------------------------------------------------------------
 
     def _fit_response(self) -> FitResponse:
         return FitResponse(answered=self.fitted_workers_, failed=self.failed_workers_)
 
     async def _predict_response(self, body: PredictRequest) -> PredictResponse:
-        predictions, probabilities = await self._predict(body)
+        combined, replies = await self._predict(body)
+        probabilities = combined.probabilities
         return PredictResponse(
-            y_pred_rows=predictions.tolist(),
+            y_pred_rows=combined.predictions.tolist(),
             classes=self.classes_,
             y_proba_rows=None if probabilities is None else probabilities.tolist(),
-            answered=self._last_predict.answered,
-            failed=self._last_predict.failed,
+            answered=replies.answered,
+            failed=replies.failed,
         )

@@ -1,89 +1,51 @@
-"""What every master shares: which workers it drives, the quorum, the event bus, a blocking
-API for notebooks and scripts, and the FastAPI app that serves the seed's endpoints."""
+"""What every master shares, so that a new algorithm writes only its flowchart's steps.
+
+A master is an estimator (scikit-learn's contract, :mod:`.estimator`): its constructor
+stores its arguments, ``fit(workers)`` checks them, runs the algorithm's rounds and returns
+``self``. Around the algorithm, this base class gives every master:
+
+* the blocking API for scripts and notebooks (``fit``, ``predict``), the background one
+  (``fit(workers, wait=False)`` returns a :class:`FitHandle`) and the async one
+  (``await fit_async(workers)``), all running on the kit's background event loop;
+* the quorum (how many workers must answer for a round to count) and its error message;
+* the event bus (``events``) on which the fit publishes each flowchart step;
+* the records every round leaves (``history_``) and the spans every call leaves (``spans_``);
+* the REST app serving the seed's endpoints (:mod:`.rest`).
+
+A subclass sets ``role``, ``fit_path``, ``predict_path`` and ``flowcharts``, lists its
+parameters' constraints, and implements ``_fit(client)`` (its loop, one named method per
+lettered step) and ``_predict(request)``.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
+import concurrent.futures
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Union
 
 import numpy as np
 import pandas as pd
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 
-from .._exceptions import (
-    ChimeraError,
-    ConfigurationError,
-    NotFittedError,
-    QuorumError,
-)
-from .._runtime import run_sync
+from .. import _runtime
+from .._exceptions import ConfigurationError, NotFittedError, QuorumError
 from .._types import Endpoints
-from ..auth import MASTER_TOKEN_VARIABLE
 from ..logs import status_logger
-from ..wire import HealthResponse, PredictRequest, paths
-from ..wire.encoding import BodyError
-from ..wire.server import install_error_handlers, run_server
+from ..spans import SpanLog
+from ..wire import PredictRequest
+from ..wire.server import run_server
 from .client import Broadcast, WorkerClient
+from .endpoints import resolve_endpoints
+from .estimator import Constraint, Estimator, Interval, Options
 from .events import EventBus
+from .flowchart import Flowchart
+from .history import RoundRecord
 
-__all__ = ["Master", "Quorum", "RoundRecord", "WorkerEndpoints", "resolve_endpoints"]
+__all__ = ["FitHandle", "Master", "Quorum"]
 
 #: ``None`` (at least one worker), a number of workers, or ``"all"``.
 Quorum = Union[int, Literal["all"], None]
-
-
-@dataclass
-class RoundRecord:
-    """Who took part in one round, and what it gave: the failures are data (``history_``)."""
-
-    round_number: int
-    answered: list[str]
-    failed: dict[str, str]
-    latency_ms: dict[str, float]
-    n_samples: dict[str, int] = field(default_factory=dict)
-    loss: float | None = None
-    learning_rate: float | None = None
-    update_norm: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class WorkerEndpoints(dict):
-    """Worker name -> base URL, plus the shared ``token`` the workers require (or None).
-
-    A plain dict to everything that reads it; the token rides along so that a master that
-    keeps its endpoints (to predict later) keeps the token too.
-    """
-
-    token: str | None = None
-
-
-def resolve_endpoints(workers: Any) -> WorkerEndpoints:
-    """``workers`` as a ``name -> URL`` dict: a mapping, or anything with ``.endpoints``
-    (a cluster). Its ``token`` is the cluster's (``cluster.token``), else the mapping's,
-    else the ``CHIMERA_WORKERS_TOKEN`` variable's, else None."""
-    endpoints = getattr(workers, "endpoints", workers)
-    if not isinstance(endpoints, dict) and not hasattr(endpoints, "items"):
-        raise ConfigurationError(
-            "workers must be a cluster (e.g. LocalCluster) or a mapping of worker name to URL, "
-            f"got {type(workers).__name__}"
-        )
-    token = (
-        getattr(workers, "token", None)
-        or getattr(endpoints, "token", None)
-        or os.environ.get(MASTER_TOKEN_VARIABLE)
-        or None
-    )
-    endpoints = WorkerEndpoints(endpoints)
-    endpoints.token = token
-    if not endpoints:
-        raise ConfigurationError("workers is empty: a master needs at least one worker")
-    return endpoints
 
 
 def _setting(value: float | None, variable: str, default: float, kind: Callable = float):
@@ -97,56 +59,164 @@ def _setting(value: float | None, variable: str, default: float, kind: Callable 
         raise ConfigurationError(f"{variable} must be a number, got {raw!r}") from None
 
 
-class Master:
-    """Base class of the masters.
+class FitHandle:
+    """A fit running in the background: ``done()``, ``result()``, ``stop()``, ``cancel()``."""
 
-    Subclasses implement ``fit_async`` and ``predict_async``, name their REST paths and
-    flowcharts, and add their fitted attributes; everything else is here.
+    def __init__(self, future: concurrent.futures.Future, master: Master) -> None:
+        self._future = future
+        self.master = master
+
+    def done(self) -> bool:
+        """True once the fit ended: finished, failed or cancelled."""
+        return self._future.done()
+
+    def result(self, timeout: float | None = None) -> Master:
+        """Wait for the fit (at most ``timeout`` seconds) and return the fitted master;
+        re-raises what the fit raised."""
+        return self._future.result(timeout)
+
+    def stop(self) -> None:
+        """Finish after the current round and keep the model so far."""
+        self.master.stop()
+
+    def cancel(self) -> bool:
+        """Abandon the fit at once (the model is left as it was before)."""
+        return self._future.cancel()
+
+    def __repr__(self) -> str:
+        if not self._future.done():
+            rounds = len(getattr(self.master, "history_", []))
+            return f"FitHandle(running, {rounds} rounds so far)"
+        if self._future.cancelled():
+            return "FitHandle(cancelled)"
+        error = self._future.exception()
+        return f"FitHandle(failed: {error})" if error else "FitHandle(done)"
+
+
+class Master(Estimator):
+    """Base class of the masters (see the module's docstring for what it gives).
+
+    Attributes
+    ----------
+    history_ : list of RoundRecord
+        One record per round (or per broadcast) of the last fit, and per predict since.
+    spans_ : SpanLog
+        One span per call to a worker in the last fit and the predictions since.
     """
 
     role: ClassVar[str] = "Master"
     fit_path: ClassVar[str]
     predict_path: ClassVar[str]
-    quorum: Quorum
-    timeout: float | None
-    max_retries: int | None
+    #: The flowcharts this master follows, fit first: the dashboard draws them.
+    flowcharts: ClassVar[tuple[Flowchart, ...]] = ()
 
-    # -- the event bus: every step change of the flowcharts ---------------------------------
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "quorum": [None, Options("all"), Interval(int, 1, None, closed="left")],
+        "timeout": [None, Interval(float, 0, None, closed="neither")],
+        "max_retries": [None, Interval(int, 0, None, closed="left")],
+        "random_state": [None, Interval(int, 0, None, closed="left")],
+    }
+
+    # Defaults for masters whose constructor does not take these common parameters.
+    quorum: Quorum = None
+    timeout: float | None = None
+    max_retries: int | None = None
+    _events: EventBus | None = None
+    _stop_requested: bool = False  # set by stop(), from any thread; read between rounds
+
+    # -- what every fit has --------------------------------------------------------------
 
     @property
     def events(self) -> EventBus:
-        """The bus this master publishes its flowchart steps on (created on first use)."""
-        if "_events" not in self.__dict__:
-            self.__dict__["_events"] = EventBus()
-        return self.__dict__["_events"]
+        """The bus this master publishes its flowchart steps on."""
+        if self._events is None:
+            self._events = EventBus()
+        return self._events
 
-    # -- validation shared by the subclasses ------------------------------------------------
+    @property
+    def max_rounds(self) -> int | None:
+        """The most rounds a fit may run, for a progress display; None: no rounds."""
+        return None
 
-    def _check_common_params(self) -> None:
-        quorum = self.quorum
-        if not (quorum is None or quorum == "all" or (isinstance(quorum, int) and quorum >= 1)):
-            raise ConfigurationError(
-                f"quorum must be None (at least one worker), a number >= 1 or 'all', got {quorum!r}"
-            )
-        if self.timeout is not None and not self.timeout > 0:
-            raise ConfigurationError(
-                f"timeout must be a positive number of seconds, got {self.timeout!r}"
-            )
-        if self.max_retries is not None and not (
-            isinstance(self.max_retries, int) and self.max_retries >= 0
-        ):
-            raise ConfigurationError(
-                f"max_retries must be an integer >= 0, got {self.max_retries!r}"
-            )
+    def _begin_fit(self) -> None:
+        """A new fit starts a new history and a new span log, at once (a dashboard reading
+        them sees the new fit from its first round)."""
+        self.history_: list[RoundRecord] = []
+        self.spans_ = SpanLog()
+
+    # -- the blocking, background and async APIs ------------------------------------------
+
+    def fit(self, workers: Any, *, wait: bool = True) -> Master | FitHandle:
+        """Fit on ``workers`` (a cluster, or a mapping of name to URL).
+
+        ``wait=True`` blocks until done and returns ``self``; ``wait=False`` returns a
+        :class:`FitHandle` at once, so that a notebook's buttons stay live. From async code,
+        ``await master.fit_async(workers)`` instead.
+        """
+        if wait:
+            return _runtime.run_sync(self.fit_async(workers))
+        return FitHandle(_runtime.submit(self.fit_async(workers)), self)
+
+    async def fit_async(self, workers: Any) -> Master:
+        """Fit on ``workers``; see :meth:`fit`."""
+        self._validate_params()
+        endpoints = resolve_endpoints(workers)
+        self._endpoints = endpoints  # where the fitted model lives (bagging predicts there)
+        self._begin_fit()
+        status_logger.info("%s fit started on %d workers", self.role, len(endpoints))
+        try:
+            async with self._client(endpoints, **self._client_options()) as client:
+                await self._fit(client)
+        except Exception as error:
+            status_logger.error("%s fit failed: %s", self.role, error)
+            raise
+        finally:
+            self._stop_requested = False  # a stop() ends one fit, not the next
+        status_logger.info("%s fit done%s", self.role, self._fit_summary())
+        return self
+
+    def _fit_summary(self) -> str:
+        """``": 31 rounds, loss 0.25"`` for the status log (empty without rounds)."""
+        if self.max_rounds is None or not self.history_:
+            return ""
+        loss = self.history_[-1].loss
+        return f": {len(self.history_)} rounds" + ("" if loss is None else f", loss {loss:.6g}")
+
+    async def _fit(self, client: WorkerClient) -> None:
+        """The algorithm's loop, one named method per flowchart step."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Ask a running fit to finish after the current round, keeping the model so far
+        (a notebook's stop button). Safe to call from any thread."""
+        self._stop_requested = True
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict the rows of ``X`` (a DataFrame with the training columns, or an array)."""
+        return _runtime.run_sync(self.predict_async(X))
+
+    async def predict_async(self, X: Any) -> np.ndarray:
+        """Predictions for the rows of ``X``; see :meth:`predict`."""
+        raise NotImplementedError
+
+    # -- talking to workers ---------------------------------------------------------------
 
     def _client(self, endpoints: Endpoints, **options: Any) -> WorkerClient:
-        """One client for one action, with the timeout and retries in force."""
+        """One client for one action, with the timeout and retries in force; its spans go
+        to ``spans_``."""
+        if not hasattr(self, "spans_"):
+            self.spans_ = SpanLog()
         return WorkerClient(
             endpoints,
             timeout=_setting(self.timeout, "CHIMERA_WORKERS_ENDPOINTS_TIMEOUT", 100.0),
             max_retries=_setting(self.max_retries, "CHIMERA_WORKERS_ENDPOINTS_MAX_RETRIES", 0, int),
+            spans=self.spans_,
             **options,
         )
+
+    def _client_options(self) -> dict[str, Any]:
+        """Options of this master's client (a subclass may pick its wire ``encoding``)."""
+        return {}
 
     def _required(self, n_workers: int) -> int:
         """How many workers must answer for a step to count."""
@@ -170,6 +240,21 @@ class Master:
         status_logger.error(message)
         raise QuorumError(message, outcome.answered, dict(outcome.failed))
 
+    def _record(self, outcome: Broadcast, round_number: int, **fields: Any) -> RoundRecord:
+        """Append the record of a broadcast to ``history_``: who answered, who failed, each
+        answer's latency (from its span), plus the algorithm's ``fields``."""
+        record = RoundRecord(
+            round_number,
+            outcome.answered,
+            dict(outcome.failed),
+            dict(outcome.latency_ms),
+            **fields,
+        )
+        self.history_.append(record)
+        return record
+
+    # -- fitted state ----------------------------------------------------------------------
+
     def _check_is_fitted(self, attribute: str) -> None:
         if not hasattr(self, attribute):
             raise NotFittedError(
@@ -177,29 +262,8 @@ class Master:
                 f"(or POST {self.fit_path}) before predicting"
             )
 
-    # -- blocking API for scripts and notebooks ---------------------------------------------
-
-    def stop(self) -> None:
-        """Ask a running fit to finish after the current round, keeping the model so far
-        (a notebook's stop button). Safe to call from any thread."""
-        self._stop_requested = True
-
-    def fit(self, workers: Any):
-        """Fit on ``workers`` (a cluster, or a mapping of name to URL) and return ``self``.
-
-        Blocks until done; from async code, ``await master.fit_async(workers)`` instead.
-        """
-        return run_sync(self.fit_async(workers))
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Predict the rows of ``X`` (a DataFrame with the training columns, or an array)."""
-        return run_sync(self.predict_async(X))
-
-    async def fit_async(self, workers: Any):
-        raise NotImplementedError
-
-    async def predict_async(self, X: Any) -> np.ndarray:
-        raise NotImplementedError
+    def _is_fitted(self) -> bool:
+        return False
 
     def _as_request(self, X: Any, columns: list[str]) -> PredictRequest:
         """``X`` as a seed predict body (arrays take the training columns in order)."""
@@ -214,47 +278,12 @@ class Master:
 
     # -- the REST server --------------------------------------------------------------------
 
-    def build_app(self, workers: Any) -> FastAPI:
+    def build_app(self, workers: Any):
         """A FastAPI app serving the seed's fit and predict endpoints for ``workers``, plus
         ``GET /health``. One fit runs at a time; a second gets HTTP 409."""
-        endpoints = resolve_endpoints(workers)
-        app = FastAPI(title=f"chimera-nb {self.role}")
-        install_error_handlers(app)
-        busy = asyncio.Lock()
+        from .rest import build_app
 
-        @app.exception_handler(ChimeraError)
-        async def _chimera_error(request, error: ChimeraError) -> JSONResponse:
-            status = (
-                409
-                if isinstance(error, NotFittedError)
-                else 422
-                if isinstance(error, (ConfigurationError, BodyError))
-                else 503
-            )
-            body: dict[str, Any] = {"detail": str(error)}
-            if isinstance(error, QuorumError):
-                body.update(answered=error.answered, failed=error.failed)
-            return JSONResponse(body, status_code=status)
-
-        @app.get(paths.HEALTH, response_model=HealthResponse)
-        async def health() -> HealthResponse:
-            return HealthResponse(role=self.role, name="master")
-
-        @app.post(self.fit_path)
-        async def fit() -> JSONResponse:
-            if busy.locked():
-                return JSONResponse(
-                    {"detail": "a fit is already running; wait for it"}, status_code=409
-                )
-            async with busy:
-                await self.fit_async(endpoints)
-            return JSONResponse(self._fit_response().model_dump(exclude_none=True))
-
-        @app.post(self.predict_path)
-        async def predict(body: PredictRequest) -> JSONResponse:
-            return JSONResponse((await self._predict_response(body)).model_dump(exclude_none=True))
-
-        return app
+        return build_app(self, workers)
 
     def serve(
         self,
@@ -280,19 +309,3 @@ class Master:
     def __repr__(self) -> str:
         fitted = "fitted" if self._is_fitted() else "not fitted"
         return f"{type(self).__name__}({self._repr_arguments()}) [{fitted}]"
-
-    def _is_fitted(self) -> bool:
-        return False
-
-    def _repr_arguments(self) -> str:
-        """Positional arguments, then the keyword arguments that differ from their default."""
-        parts = []
-        for name, parameter in inspect.signature(type(self).__init__).parameters.items():
-            if name == "self":
-                continue
-            value = getattr(self, name)
-            if parameter.kind is parameter.POSITIONAL_OR_KEYWORD:
-                parts.append(repr(value))
-            elif value != parameter.default:
-                parts.append(f"{name}={value!r}")
-        return ", ".join(parts)

@@ -10,6 +10,10 @@ says what happened ("timed out after 2 s", "connection refused").
 answered and who failed* as data (a :class:`Broadcast`), never an exception: whether a
 partial round is good enough is the master's decision (its quorum).
 
+Every attempt leaves a :class:`~chimera_nb.spans.Span` (worker, endpoint, round, start, end,
+bytes each way, status) in the master's span log, which also writes ``chimera_time.log``; the
+latency a :class:`Broadcast` reports is its successful span's, so nothing is measured twice.
+
 One transport is opened per master action and reused for every call of it, so a 1,000-round
 fit keeps one keep-alive connection per worker. Requests are httpx's ``Request`` and
 ``Response``; the transport is aiohttp's (``httpx-aiohttp``), which costs about half the
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -31,7 +35,7 @@ from pydantic import BaseModel, ValidationError
 from .._exceptions import WorkerError
 from .._types import Endpoints
 from ..auth import bearer_header
-from ..logs import log_worker_call
+from ..spans import Span, SpanLog
 from ..wire import (
     DataSampleResponse,
     Encoding,
@@ -47,7 +51,7 @@ from ..wire import (
 )
 from ..wire.encoding import BodyError
 
-__all__ = ["Broadcast", "WorkerClient"]
+__all__ = ["Broadcast", "PendingBroadcast", "WorkerClient"]
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -66,7 +70,7 @@ class Broadcast(Generic[T]):
         return list(self.results)
 
 
-class _Pending(Generic[T]):
+class PendingBroadcast(Generic[T]):
     """Calls in flight to several workers (flowchart: broadcast); ``await wait()`` collects
     them (flowchart: wait for reply, timeout or retries)."""
 
@@ -121,6 +125,9 @@ class WorkerClient:
         The workers' shared token, sent as ``Authorization: Bearer <token>`` with every
         call (see :mod:`chimera_nb.auth`). By default ``endpoints.token`` when the endpoints
         came from a cluster that has one, else none.
+    spans : SpanLog, optional
+        Where each attempt's span goes (a master passes its ``spans_``); by default a log
+        of this client's own, :attr:`spans`.
 
     Notes
     -----
@@ -139,7 +146,9 @@ class WorkerClient:
         encoding: Encoding = "json",
         transport: httpx.AsyncBaseTransport | None = None,
         token: str | None = None,
+        spans: SpanLog | None = None,
     ) -> None:
+        self.spans = spans if spans is not None else SpanLog()
         self.token = token if token is not None else getattr(endpoints, "token", None)
         self._auth = bearer_header(self.token)
         self.endpoints = dict(endpoints)
@@ -199,36 +208,33 @@ class WorkerClient:
         """Returns the parsed answer and the latency of the successful attempt in ms."""
         reason = ""
         for attempt in range(1, self.max_retries + 2):
-            started = time.perf_counter()
+            started, clock = time.time(), time.perf_counter()
+            response: httpx.Response | None = None
             try:
                 response = await asyncio.wait_for(
                     self._send(method, name, path, body, headers or {}), self.timeout
                 )
             except (httpx.HTTPError, asyncio.TimeoutError, OSError) as error:
                 reason, status = _describe(error, self.timeout)
-                log_worker_call(
-                    name,
-                    path,
-                    (time.perf_counter() - started) * 1e3,
-                    status,
-                    round_number,
-                    attempt,
-                    self.endpoints[name].rstrip("/"),
-                )
             else:
-                latency_ms = (time.perf_counter() - started) * 1e3
-                log_worker_call(
-                    name,
-                    path,
-                    latency_ms,
-                    response.status_code,
-                    round_number,
-                    attempt,
-                    self.endpoints[name].rstrip("/"),
-                )
+                status = str(response.status_code)
+            span = Span(
+                worker=name,
+                endpoint=path,
+                start=started,
+                end=started + (time.perf_counter() - clock),
+                status=status,
+                round_number=round_number,
+                attempt=attempt,
+                bytes_sent=len(body),
+                bytes_received=0 if response is None else len(response.content),
+                worker_url=self.endpoints[name].rstrip("/"),
+            )
+            self.spans.record(span)
+            if response is not None:
                 if response.is_success:
                     try:
-                        return parse(response), latency_ms
+                        return parse(response), span.latency_ms
                     except (ValidationError, BodyError, ValueError) as error:
                         raise WorkerError(
                             f"answered {path} with an unreadable body: {error}"
@@ -242,10 +248,22 @@ class WorkerClient:
         raise WorkerError(reason + attempts)
 
     def broadcast(
-        self, names: Iterable[str], call: Callable[[str], Awaitable[tuple[T, float]]]
-    ) -> _Pending[T]:
-        """Start ``call(name)`` for every worker at once; ``await (...).wait()`` for the outcome."""
-        return _Pending({name: asyncio.ensure_future(call(name)) for name in names})
+        self,
+        endpoint: Callable[..., Awaitable[tuple[T, float]]],
+        workers: Iterable[str] | Mapping[str, Any],
+        **options: Any,
+    ) -> PendingBroadcast[T]:
+        """Call ``endpoint`` (a method of this client) on several workers at once.
+
+        ``workers`` is a list of names (``endpoint(name, **options)`` for each), or a
+        mapping name -> request (``endpoint(name, request, **options)``: each worker gets
+        its own). Returns at once; ``await (...).wait()`` for the outcome.
+        """
+        if isinstance(workers, Mapping):
+            calls = {name: endpoint(name, request, **options) for name, request in workers.items()}
+        else:
+            calls = {name: endpoint(name, **options) for name in workers}
+        return PendingBroadcast({name: asyncio.ensure_future(call) for name, call in calls.items()})
 
     # -- the endpoints ----------------------------------------------------------------------
 
@@ -275,21 +293,27 @@ class WorkerClient:
         )
 
     async def model_fit(
-        self, name: str, random_state: int | None
+        self, name: str, request: ModelFitRequest, round_number: int | None = None
     ) -> tuple[ModelFitResponse, float]:
         return await self._call(
             name,
             "POST",
             paths.MODEL_FIT,
             _model(ModelFitResponse),
-            **_json(ModelFitRequest(random_state=random_state)),
+            round_number=round_number,
+            **_json(request),
         )
 
     async def model_predict(
-        self, name: str, request: PredictRequest
+        self, name: str, request: PredictRequest, round_number: int | None = None
     ) -> tuple[PredictResponse, float]:
         return await self._call(
-            name, "POST", paths.MODEL_PREDICT, _model(PredictResponse), **_json(request)
+            name,
+            "POST",
+            paths.MODEL_PREDICT,
+            _model(PredictResponse),
+            round_number=round_number,
+            **_json(request),
         )
 
 

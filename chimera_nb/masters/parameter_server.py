@@ -1,4 +1,11 @@
-"""The parameter server of data parallelism: distributed (stochastic) gradient descent."""
+"""The parameter server of data parallelism: distributed (stochastic) gradient descent.
+
+Read it in this order: the flowchart (the seed's steps A-M), then :meth:`_fit` and
+:meth:`_run_rounds`, which call one named method per lettered step. The rule that turns the
+workers' gradients into one is an object (``aggregator``, :class:`WeightedMean` by default);
+everything around the rounds (the quorum, events, ``history_``, spans, REST) comes from
+:class:`~chimera_nb.masters.base.Master`.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +13,61 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._exceptions import ChimeraError, ConfigurationError, WorkerError
+from .._exceptions import ChimeraError, WorkerError
 from .._types import ModelType
 from ..algorithms import (
-    ColumnStatistics,
+    Gradient,
     GradientAggregator,
-    Standardizer,
+    ShardGradient,
     WeightedMean,
     l2_penalty,
     make_schedule,
     n_outputs,
-    predict_proba,
-    union_of_classes,
     update_step,
 )
-from ..logs import status_logger
-from ..wire import Encoding, FitResponse, FitStep, PredictRequest, PredictResponse, paths
-from .base import Master, Quorum, RoundRecord, resolve_endpoints
-from .client import Broadcast, WorkerClient, _Pending
-from .events import PARAMETER_SERVER_FIT, PARAMETER_SERVER_PREDICT
+from ..wire import Encoding, FitResponse, FitStep, paths
+from .base import Master, Quorum
+from .client import Broadcast, PendingBroadcast, WorkerClient
+from .estimator import HasMethods, Interval, Options
+from .flowchart import Flowchart, chain
+from .history import all_failures
+from .linear_model import PARAMETER_SERVER_PREDICT, FittedLinearModel, global_standardization
 
-__all__ = ["ParameterServerMaster"]
+__all__ = ["PARAMETER_SERVER_FIT", "PARAMETER_SERVER_PREDICT", "ParameterServerMaster"]
 
+#: The seed's fit flowchart: a round is D (broadcast) to K (update), then back to D.
+PARAMETER_SERVER_FIT = Flowchart(
+    "parameter-server fit",
+    {
+        "A": "idle",
+        "B": "fit request received",
+        "C": "initial fit on sample",
+        "D": "broadcast fit-step",
+        "E": "wait: reply / timeout / retries",
+        "F": "all workers failed?",
+        "G": "error to client",
+        "H": "gather gradients",
+        "I": "weighted mean",
+        "J": "converged or max_iter?",
+        "K": "update weights",
+        "L": "ok to client",
+        "M": "end",
+    },
+    chain("ABCDEF")
+    + (
+        ("F", "G", "yes"),
+        ("F", "H", "no"),
+        ("H", "I", ""),
+        ("I", "J", ""),
+        ("J", "K", "no"),
+        ("K", "D", "next round"),
+        ("J", "L", "yes"),
+        ("L", "M", ""),
+        ("G", "M", ""),
+    ),
+)
 
-class ShardGradient(NamedTuple):
-    """One worker's answer, converted to standardized units (flowchart step H)."""
-
-    weights: np.ndarray
-    bias: np.ndarray
-    n_samples: int
-    loss: float
+FIT = PARAMETER_SERVER_FIT
 
 
 class ProposedUpdate(NamedTuple):
@@ -47,11 +79,7 @@ class ProposedUpdate(NamedTuple):
     learning_rate: float
 
 
-FIT = PARAMETER_SERVER_FIT.machine
-PREDICT = PARAMETER_SERVER_PREDICT.machine
-
-
-class ParameterServerMaster(Master):
+class ParameterServerMaster(FittedLinearModel, Master):
     """Distributed gradient descent for linear models, with :class:`~chimera_nb.SGDWorker` s.
 
     Each round the master sends the current weights to every worker (``fit-step``), each
@@ -101,6 +129,10 @@ class ParameterServerMaster(Master):
         The global standardization built from the workers' statistics.
     history_ : list of RoundRecord
         Per round: loss, who answered, who failed and why, latencies.
+    spans_ : SpanLog
+        One span per call to a worker (``spans_.to_frame()`` for a DataFrame).
+    worker_seeds_ : dict of str to int
+        The mini-batch seed of each worker, drawn from ``random_state``.
     loss_curve_ : list of float
     n_iter_ : int
         Updates made.
@@ -129,6 +161,7 @@ class ParameterServerMaster(Master):
     role = "ParameterServerMaster"
     fit_path = paths.PARAMETER_SERVER_FIT
     predict_path = paths.PARAMETER_SERVER_PREDICT
+    flowcharts = (PARAMETER_SERVER_FIT, PARAMETER_SERVER_PREDICT)
 
     def __init__(
         self,
@@ -164,87 +197,56 @@ class ParameterServerMaster(Master):
         self.random_state = random_state
 
     _parameter_constraints = {
-        "model_type": (lambda v: v in ("regressor", "classifier"), "'regressor' or 'classifier'"),
-        "learning_rate": (lambda v: isinstance(v, (int, float)) and v > 0, "a number > 0"),
-        "learning_rate_schedule": (
-            lambda v: v in ("constant", "invscaling"),
-            "'constant' or 'invscaling'",
-        ),
-        "power_t": (lambda v: isinstance(v, (int, float)) and v >= 0, "a number >= 0"),
-        "max_iter": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
-        "tol": (lambda v: isinstance(v, (int, float)) and v >= 0, "a number >= 0"),
-        "alpha": (lambda v: isinstance(v, (int, float)) and v >= 0, "a number >= 0"),
-        "batch_size": (
-            lambda v: v is None or (isinstance(v, int) and v >= 1),
-            "None or an integer >= 1",
-        ),
-        "encoding": (lambda v: v in ("json", "binary"), "'json' or 'binary'"),
+        **Master._parameter_constraints,
+        "model_type": [Options("regressor", "classifier")],
+        "learning_rate": [Interval(float, 0, None, closed="neither")],
+        "learning_rate_schedule": [Options("constant", "invscaling")],
+        "power_t": [Interval(float, 0, None, closed="left")],
+        "max_iter": [Interval(int, 0, None, closed="left")],
+        "tol": [Interval(float, 0, None, closed="left")],
+        "alpha": [Interval(float, 0, None, closed="left")],
+        "batch_size": [None, Interval(int, 1, None, closed="left")],
+        "encoding": [Options("json", "binary")],
+        "aggregator": [None, HasMethods("aggregate")],
     }
 
-    def _validate_params(self) -> None:
-        """Check every constructor argument against its constraint, before anything is sent."""
-        for name, (is_valid, allowed) in self._parameter_constraints.items():
-            value = getattr(self, name)
-            if not is_valid(value) or isinstance(value, bool):
-                raise ConfigurationError(
-                    f"{type(self).__name__}'s {name} must be {allowed}, got {value!r}"
-                )
-        self._check_common_params()
+    @property
+    def max_rounds(self) -> int:
+        """``max_iter`` updates take ``max_iter + 1`` rounds: the last one only evaluates."""
+        return self.max_iter + 1
+
+    def _client_options(self) -> dict[str, Any]:
+        return {"encoding": self.encoding}
 
     # -- fit: the seed's flowchart, one named step per letter ------------------------------
 
-    async def fit_async(self, workers: Any) -> ParameterServerMaster:
-        """Fit on ``workers``; see :meth:`fit`."""
-        self._validate_params()
-        endpoints = resolve_endpoints(workers)
-        self.history_: list[RoundRecord] = []  # a new fit starts a new history at once
-        self.events.publish(FIT, "B", n_workers=len(endpoints))
-        status_logger.info("%s fit started on %d workers", self.role, len(endpoints))
+    async def _fit(self, client: WorkerClient) -> None:
+        self.events.publish(FIT, "B", n_workers=len(client.endpoints))
         try:
-            async with self._client(endpoints, encoding=self.encoding) as client:
-                await self._run_rounds(client)
+            await self._initial_fit(client)  # C
+            await self._run_rounds(client)  # D ... K, round after round
         except ChimeraError as error:
             self.events.publish(FIT, "G", error=str(error))
             raise
         else:
             self.events.publish(FIT, "L", n_rounds=len(self.history_), loss=self.loss_curve_[-1])
-            status_logger.info(
-                "%s fit done: %d rounds, loss %.6g",
-                self.role,
-                len(self.history_),
-                self.loss_curve_[-1],
-            )
         finally:
-            self._stop_requested = False  # a stop() ends one fit, not the next
             self.events.publish(FIT, "M")
-        return self
 
     async def _run_rounds(self, client: WorkerClient) -> None:
-        await self._initial_fit(client)  # C
+        n_workers = len(client.endpoints)
         for round_number in range(1, self.max_iter + 2):
             pending = self._broadcast_fit_step(client, round_number)  # D
-            self.events.publish(FIT, "E", round_number)
-            replies = (
-                await pending.wait()
-            )  # E: each worker answers, times out or runs out of retries
-            self.events.publish(
-                FIT, "F", round_number, answered=replies.answered, failed=replies.failed
-            )
-            self._check_quorum(replies, len(client.endpoints), f"round {round_number}")  # F -> G
-            self.events.publish(FIT, "H", round_number)
-            gradients = self._gather_gradients(replies)  # H
-            self.events.publish(FIT, "I", round_number)
-            weights_gradient, bias_gradient, loss = self._aggregate(gradients)  # I
-            self.events.publish(FIT, "J", round_number, loss=loss)
-            converged, update = self._check_convergence(
-                round_number, weights_gradient, bias_gradient
-            )  # J
-            self._record_round(round_number, replies, loss, update)
-            if converged or round_number > self.max_iter or self.__dict__.get("_stop_requested"):
+            replies = await self._wait_for_replies(pending, round_number)  # E, F
+            self._check_quorum(replies, n_workers, f"round {round_number}")  # F -> G
+            gradients = self._gather_gradients(replies, round_number)  # H
+            gradient, loss = self._aggregate(gradients, round_number)  # I
+            converged, update = self._check_convergence(gradient, loss, round_number)  # J
+            self._record_round(replies, round_number, loss, update)
+            if converged or round_number > self.max_iter or self._stop_requested:
                 self.converged_ = converged
                 return
-            self.events.publish(FIT, "K", round_number)
-            self._update_model(update)  # K, then back to D
+            self._update_model(update, round_number)  # K, then back to D
 
     async def _initial_fit(self, client: WorkerClient) -> None:
         """Step C: learn the columns from a data sample (the seed's way: the first worker
@@ -253,7 +255,7 @@ class ParameterServerMaster(Master):
         self.events.publish(FIT, "C")
         names = list(client.endpoints)
         sample = await self._request_data_sample(client, names)
-        statistics = await client.broadcast(names, client.statistics).wait()
+        statistics = await client.broadcast(client.statistics, names).wait()
         self._check_quorum(statistics, len(names), "the statistics request")
         for name, answer in statistics.results.items():
             if answer.columns != sample.X_train_sample_columns:
@@ -261,31 +263,11 @@ class ParameterServerMaster(Master):
                     f"{name} has columns {answer.columns}, but the first worker has "
                     f"{sample.X_train_sample_columns}: every shard needs the same columns"
                 )
-        answers = list(statistics.results.values())
-        features = ColumnStatistics.combine(
-            [
-                ColumnStatistics(a.n_samples, np.array(a.feature_sum), np.array(a.feature_m2))
-                for a in answers
-            ]
+        self.standardizer_, self.classes_ = global_standardization(
+            self.model_type, list(statistics.results.values())
         )
-        target = None
-        if self.model_type == "regressor":
-            target = ColumnStatistics.combine(
-                [
-                    ColumnStatistics(a.n_samples, np.array([a.target_sum]), np.array([a.target_m2]))
-                    for a in answers
-                ]
-            )
-            self.classes_ = []
-        else:
-            self.classes_ = union_of_classes([a.classes or [] for a in answers])
-            if len(self.classes_) < 2:
-                raise WorkerError(
-                    f"a classifier needs at least 2 classes; the workers hold {self.classes_}"
-                )
         self.columns_ = sample.X_train_sample_columns
         self.n_features_in_ = len(self.columns_)
-        self.standardizer_ = Standardizer.from_statistics(features, target)
         outputs = n_outputs(self.model_type, len(self.classes_))
         self._weights, self._bias = np.zeros((outputs, self.n_features_in_)), np.zeros(outputs)
         self._schedule = make_schedule(
@@ -306,22 +288,22 @@ class ParameterServerMaster(Master):
                 failures[name] = str(error)
         raise WorkerError(f"no worker answered request-data-sample: {failures}")
 
-    def _broadcast_fit_step(self, client: WorkerClient, round_number: int) -> _Pending:
-        """Step D: send every worker the current weights, in raw units."""
+    def _broadcast_fit_step(self, client: WorkerClient, round_number: int) -> PendingBroadcast:
+        """Step D: send every worker the current weights, in raw units (each with its own
+        mini-batch seed)."""
         self.events.publish(FIT, "D", round_number)
         raw_weights, raw_bias = self.standardizer_.weights_to_raw(self._weights, self._bias)
-
-        def fit_step(name: str):
-            step = FitStep(
+        steps = {
+            name: FitStep(
                 raw_weights,
                 raw_bias,
                 self.classes_ or None,
                 self.batch_size,
                 self._batch_seed(name, round_number),
             )
-            return client.fit_step(name, step, round_number)
-
-        return client.broadcast(client.endpoints, fit_step)
+            for name in client.endpoints
+        }
+        return client.broadcast(client.fit_step, steps, round_number=round_number)
 
     def _batch_seed(self, name: str, round_number: int) -> int | None:
         """A different, reproducible mini-batch per worker and round."""
@@ -331,120 +313,75 @@ class ParameterServerMaster(Master):
             np.random.SeedSequence([self.worker_seeds_[name], round_number]).generate_state(1)[0]
         )
 
-    def _gather_gradients(self, replies: Broadcast) -> list[ShardGradient]:
-        """Step H: the answers of the workers that replied, in standardized units."""
-        gathered = []
-        for result in replies.results.values():
+    async def _wait_for_replies(self, pending: PendingBroadcast, round_number: int) -> Broadcast:
+        """Step E: each worker answers, times out or runs out of retries; then F asks whether
+        enough of them answered."""
+        self.events.publish(FIT, "E", round_number)
+        replies = await pending.wait()
+        self.events.publish(
+            FIT, "F", round_number, answered=replies.answered, failed=replies.failed
+        )
+        return replies
+
+    def _gather_gradients(self, replies: Broadcast, round_number: int) -> dict[str, ShardGradient]:
+        """Step H: the answers of the workers that replied, by name, in standardized units."""
+        self.events.publish(FIT, "H", round_number)
+        gathered = {}
+        for name, result in replies.results.items():
             weights, bias = self.standardizer_.gradient_from_raw(
                 result.weights_gradient, result.bias_gradient
             )
             loss = self.standardizer_.loss_from_raw(result.loss)
-            gathered.append(ShardGradient(weights, bias, result.n_samples, loss))
+            gathered[name] = ShardGradient(weights, bias, result.n_samples, loss)
         return gathered
 
-    def _aggregate(self, gathered: list[ShardGradient]) -> tuple[np.ndarray, np.ndarray, float]:
-        """Step I: one gradient and one loss from many (weighted by samples), plus the L2 term."""
-        weights_gradients, bias_gradients, n_samples, losses = zip(*gathered)
-        aggregator = self.aggregator or WeightedMean()
-        weights_gradient, bias_gradient = aggregator.aggregate(
-            weights_gradients, bias_gradients, n_samples
-        )
+    def _aggregate(
+        self, gradients: dict[str, ShardGradient], round_number: int
+    ) -> tuple[Gradient, float]:
+        """Step I: one gradient from many (the aggregator's rule), plus the L2 term, and the
+        loss over all samples."""
+        self.events.publish(FIT, "I", round_number)
+        gradient = (self.aggregator or WeightedMean()).aggregate(gradients)
         penalty, penalty_gradient = l2_penalty(self._weights, self.alpha)
-        loss = float(np.average(losses, weights=n_samples)) + penalty
+        answers = list(gradients.values())
+        loss = float(np.average([a.loss for a in answers], weights=[a.n_samples for a in answers]))
+        loss += penalty
         if not np.isfinite(loss):
             raise ChimeraError(
-                f"the fit diverged: the loss became {loss} at round {len(self.history_) + 1}. "
+                f"the fit diverged: the loss became {loss} at round {round_number}. "
                 f"Lower the learning rate (now {self.learning_rate})."
             )
-        return weights_gradient + penalty_gradient, bias_gradient, loss
+        return Gradient(gradient.weights + penalty_gradient, gradient.bias), loss
 
     def _check_convergence(
-        self, round_number: int, weights_gradient: np.ndarray, bias_gradient: np.ndarray
+        self, gradient: Gradient, loss: float, round_number: int
     ) -> tuple[bool, ProposedUpdate]:
         """Step J: the update this gradient proposes, and whether it is below ``tol``."""
+        self.events.publish(FIT, "J", round_number, loss=loss)
         learning_rate = self._schedule(round_number)
         new_weights, new_bias, norm = update_step(
-            self._weights, self._bias, weights_gradient, bias_gradient, learning_rate
+            self._weights, self._bias, gradient.weights, gradient.bias, learning_rate
         )
         return norm < self.tol, ProposedUpdate(new_weights, new_bias, norm, learning_rate)
 
-    def _update_model(self, update: ProposedUpdate) -> None:
+    def _update_model(self, update: ProposedUpdate, round_number: int) -> None:
         """Step K: take the step."""
+        self.events.publish(FIT, "K", round_number)
         self._weights, self._bias = update.weights, update.bias
         self.n_iter_ += 1
 
     def _record_round(
-        self, round_number: int, replies: Broadcast, loss: float, update: ProposedUpdate
+        self, replies: Broadcast, round_number: int, loss: float, update: ProposedUpdate
     ) -> None:
-        self.history_.append(
-            RoundRecord(
-                round_number,
-                replies.answered,
-                dict(replies.failed),
-                dict(replies.latency_ms),
-                {name: result.n_samples for name, result in replies.results.items()},
-                loss,
-                learning_rate=update.learning_rate,
-                update_norm=update.norm,
-            )
+        self._record(
+            replies,
+            round_number,
+            n_samples={name: result.n_samples for name, result in replies.results.items()},
+            loss=loss,
+            learning_rate=update.learning_rate,
+            update_norm=update.norm,
         )
         self.loss_curve_.append(loss)
-
-    # -- fitted model -----------------------------------------------------------------------
-
-    @property
-    def coef_(self) -> np.ndarray:
-        self._check_is_fitted("_weights")
-        weights, _ = self.standardizer_.weights_to_raw(self._weights, self._bias)
-        return weights[0] if self.model_type == "regressor" else weights
-
-    @property
-    def intercept_(self) -> np.ndarray:
-        self._check_is_fitted("_weights")
-        return self.standardizer_.weights_to_raw(self._weights, self._bias)[1]
-
-    def _is_fitted(self) -> bool:
-        return hasattr(self, "_weights") and hasattr(self, "converged_")
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, shape ``(n_samples, n_classes)`` in ``classes_`` order."""
-        self._check_is_fitted("_weights")
-        if self.model_type != "classifier":
-            raise AttributeError("predict_proba is for classifiers; this master is a regressor")
-        weights, bias = self.standardizer_.weights_to_raw(self._weights, self._bias)
-        return predict_proba(
-            weights, bias, self._as_request(X, self.columns_).matrix(self.columns_)
-        )
-
-    async def predict_async(self, X: Any) -> np.ndarray:
-        """Predictions for the rows of ``X``, computed on the master (flowchart A-F)."""
-        return self._predict_rows(X)[0]
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Predictions for the rows of ``X`` (no worker is involved: the model is here)."""
-        return self._predict_rows(X)[0]
-
-    def _predict_rows(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        """Predictions (and class probabilities) for ``X``, a PredictRequest or array-like."""
-        self.events.publish(PREDICT, "B")
-        self.events.publish(PREDICT, "C")
-        try:
-            self._check_is_fitted("converged_")
-            request = X if isinstance(X, PredictRequest) else self._as_request(X, self.columns_)
-            X = request.matrix(self.columns_)
-        except Exception as error:
-            self.events.publish(PREDICT, "E", error=str(error))
-            self.events.publish(PREDICT, "F")
-            raise
-        weights, bias = self.standardizer_.weights_to_raw(self._weights, self._bias)
-        if self.model_type == "regressor":
-            predictions, probabilities = (X @ weights.T + bias)[:, 0], None
-        else:
-            probabilities = predict_proba(weights, bias, X)
-            predictions = np.asarray(self.classes_)[probabilities.argmax(axis=1)]
-        self.events.publish(PREDICT, "D")
-        self.events.publish(PREDICT, "F")
-        return predictions, probabilities
 
     # -- REST -------------------------------------------------------------------------------
 
@@ -452,25 +389,8 @@ class ParameterServerMaster(Master):
         last = self.history_[-1]
         return FitResponse(
             answered=last.answered,
-            failed=_all_failures(self.history_),
+            failed=all_failures(self.history_),
             n_rounds=len(self.history_),
             converged=self.converged_,
             loss=last.loss,
         )
-
-    async def _predict_response(self, body: PredictRequest) -> PredictResponse:
-        predictions, probabilities = self._predict_rows(body)
-        return PredictResponse(
-            y_pred_rows=predictions.tolist(),
-            classes=self.classes_ or None,
-            y_proba_rows=None if probabilities is None else probabilities.tolist(),
-        )
-
-
-def _all_failures(history: list[RoundRecord]) -> dict[str, str]:
-    """Each worker that failed in any round, with its first failure and its round."""
-    failures: dict[str, str] = {}
-    for record in history:
-        for name, reason in record.failed.items():
-            failures.setdefault(name, f"{reason} (round {record.round_number})")
-    return failures

@@ -1,5 +1,7 @@
-"""The notebook layer: a lab (workers + in-kernel master) driven from Jupyter cells."""
+"""The notebook layer: a lab (workers + in-kernel master) driven from Jupyter cells, and its
+live dashboard."""
 
-from .lab import FitHandle, Lab
+from ..masters.base import FitHandle
+from .lab import Lab
 
 __all__ = ["FitHandle", "Lab"]

@@ -1,4 +1,4 @@
-"""A cluster of local workers and an in-kernel master, started from one notebook cell.
+"""A cluster of workers and an in-kernel master, started from one notebook cell.
 
 The master's REST server and every call it makes to workers run on the kit's background
 event loop (:mod:`chimera_nb._runtime`), not on the kernel's: a cell can block in
@@ -11,72 +11,39 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
-import time
 from typing import Any
 
 import numpy as np
-import uvicorn
 
 from .. import _runtime
 from .._exceptions import ClusterError
+from .._registry import ByName
 from .._sockets import listen
 from ..cluster import cluster_class, shard_workers
-from ..masters.base import Master
+from ..masters.base import FitHandle, Master
+from ..masters.rest import BackgroundServer
 
 __all__ = ["FitHandle", "Lab"]
 
-_labs: dict[str, Lab] = {}  # by name: re-running a cell replaces its lab
-
-
-class FitHandle:
-    """A fit running in the background: ``done()``, ``result()``, ``stop()``, ``cancel()``."""
-
-    def __init__(self, future: concurrent.futures.Future, master: Master) -> None:
-        self._future = future
-        self.master = master
-
-    def done(self) -> bool:
-        """True once the fit ended: finished, failed or cancelled."""
-        return self._future.done()
-
-    def result(self, timeout: float | None = None) -> Master:
-        """Wait for the fit (at most ``timeout`` seconds) and return the fitted master;
-        re-raises what the fit raised."""
-        return self._future.result(timeout)
-
-    def stop(self) -> None:
-        """Finish after the current round and keep the model so far."""
-        self.master.stop()
-
-    def cancel(self) -> bool:
-        """Abandon the fit at once (the model is left as it was before)."""
-        return self._future.cancel()
-
-    def __repr__(self) -> str:
-        if not self._future.done():
-            rounds = len(getattr(self.master, "history_", []))
-            return f"FitHandle(running, {rounds} rounds so far)"
-        if self._future.cancelled():
-            return "FitHandle(cancelled)"
-        error = self._future.exception()
-        return f"FitHandle(failed: {error})" if error else "FitHandle(done)"
+_labs: ByName[Lab] = ByName()  # re-running a cell replaces its lab
 
 
 class Lab:
-    """Local workers plus an in-kernel master serving the seed's REST API.
+    """Workers plus an in-kernel master serving the seed's REST API.
 
     Parameters
     ----------
     workers : list or mapping of workers
         As for :class:`~chimera_nb.LocalCluster`.
-    master : ParameterServerMaster or AggregationMaster
+    master : Master
+        Any master: ``ParameterServerMaster``, ``AggregationMaster``, or one of your own.
     name : str, default="lab"
         Building a lab with the name of a running one closes that one first.
-    backend : {"process", "docker", "swarm"}, default="process"
+    backend : {"process", "docker", "swarm", "attach"}, default="process"
         Where the workers run: local processes (:class:`~chimera_nb.LocalCluster`, the
-        default, also on Colab and Binder), containers (``DockerCluster``) or swarm
-        services (``SwarmCluster``). The dashboard works with all three.
+        default, also on Colab and Binder), containers (``DockerCluster``), swarm services
+        (``SwarmCluster``), or already running anywhere (``AttachedCluster``, with
+        ``workers`` a mapping of name to URL). The dashboard works with all of them.
     **cluster_options
         Passed to the cluster (``run_dir``, ``ports``...).
 
@@ -100,9 +67,7 @@ class Lab:
         self.name = name
         self.master = master
         self.cluster = cluster_class(backend)(workers, name=name, **cluster_options)
-        self._server: uvicorn.Server | None = None
-        self._serving: concurrent.futures.Future | None = None
-        self.master_url: str | None = None
+        self._server: BackgroundServer | None = None
 
     @classmethod
     def from_shards(
@@ -125,51 +90,33 @@ class Lab:
 
     # -- lifecycle --------------------------------------------------------------------------
 
+    @property
+    def master_url(self) -> str | None:
+        """Where the master's REST endpoints answer while the lab runs."""
+        return self._server.url if self._server is not None else None
+
     def start(self) -> Lab:
         """Start the workers and the master's REST server; returns ``self``."""
-        previous = _labs.get(self.name)
-        if previous is not None and previous is not self:
-            previous.close()
+        _labs.replace(self.name, self)
         self.cluster.start()
         try:
-            self._start_master_server()
+            app = self.master.build_app(self.cluster)
+            self._server = BackgroundServer(app, listen("127.0.0.1", 0, backlog=128)).start()
         except BaseException:
             self.cluster.close()
+            _labs.forget(self.name, self)
             raise
-        _labs[self.name] = self
         atexit.register(self.close)
         return self
-
-    def _start_master_server(self) -> None:
-        sock = listen("127.0.0.1", 0, backlog=128)
-        self.master_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            self.master.build_app(self.cluster),
-            log_level="warning",
-            lifespan="off",
-            timeout_keep_alive=300,
-        )
-        self._server = uvicorn.Server(config)
-        self._serving = _runtime.submit(self._server.serve(sockets=[sock]))
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if self._serving.done() or time.monotonic() > deadline:
-                raise ClusterError(f"the master server of lab {self.name!r} did not start")
-            time.sleep(0.005)
 
     def close(self) -> None:
         """Stop the master's server and every worker. Safe to call twice."""
         if self._server is not None:
-            self._server.should_exit = True
-            try:
-                self._serving.result(timeout=10)
-            except (concurrent.futures.TimeoutError, Exception):  # closing must not raise
-                self._serving.cancel()
+            self._server.close()
             self._server = None
         self.cluster.close()
         atexit.unregister(self.close)
-        if _labs.get(self.name) is self:
-            del _labs[self.name]
+        _labs.forget(self.name, self)
 
     def __enter__(self) -> Lab:
         return self.start()
@@ -186,14 +133,7 @@ class Lab:
         :class:`FitHandle` at once, so that buttons (kill a worker, stop) stay live.
         """
         self._require_running()
-        future = _runtime.submit(self.master.fit_async(self.cluster))
-        if not wait:
-            return FitHandle(future, self.master)
-        try:
-            return future.result()
-        except KeyboardInterrupt:
-            future.cancel()
-            raise
+        return self.master.fit(self.cluster, wait=wait)
 
     async def fit_async(self) -> Master:
         """``await lab.fit_async()`` from a cell with top-level ``await``."""

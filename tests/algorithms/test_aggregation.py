@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chimera_nb.algorithms.aggregation import (
-    WeightedMean,
+from chimera_nb.algorithms.aggregation import ShardGradient, WeightedMean, weighted_mean
+from chimera_nb.algorithms.combiners import (
+    MeanPrediction,
+    MemberPrediction,
+    SoftVote,
     mean_prediction,
     soft_vote,
     union_of_classes,
-    weighted_mean,
 )
 from chimera_nb.algorithms.losses import squared_loss
 
@@ -67,13 +69,13 @@ def test_weighted_mean_rule_turns_shard_gradients_into_the_full_batch_gradient()
     shards = [slice(0, 4), slice(4, 20), slice(20, 50)]
     answers = [squared_loss(weights, bias, X[rows], y[rows]) for rows in shards]
     expected = squared_loss(weights, bias, X, y)
+    gradients = {
+        f"worker{k}": ShardGradient(answer.weights_gradient, answer.bias_gradient, n, answer.loss)
+        for k, (answer, n) in enumerate(zip(answers, [4, 16, 30]), start=1)
+    }
 
     # Execute
-    actual_weights_gradient, actual_bias_gradient = WeightedMean().aggregate(
-        [answer.weights_gradient for answer in answers],
-        [answer.bias_gradient for answer in answers],
-        [4, 16, 30],
-    )
+    actual_weights_gradient, actual_bias_gradient = WeightedMean().aggregate(gradients)
 
     # Assert
     assert actual_weights_gradient.shape == (1, 3)
@@ -176,3 +178,38 @@ def test_soft_vote_respects_the_order_of_labels_and_leaves_unseen_labels_at_zero
     # Assert
     assert actual_classes == labels
     np.testing.assert_allclose(actual, expected, rtol=1e-15)
+
+
+# --- the combiner objects -------------------------------------------------------------------------
+
+
+def test_mean_prediction_rule_averages_the_members_answers_by_worker() -> None:
+    # Prepare
+    predictions = {
+        "worker1": MemberPrediction(np.array([1.0, 2.0])),
+        "worker2": MemberPrediction(np.array([3.0, 6.0])),
+    }
+
+    # Execute
+    actual = MeanPrediction().combine(predictions)
+
+    # Assert
+    np.testing.assert_allclose(actual.predictions, [2.0, 4.0], rtol=1e-15)
+    assert actual.probabilities is None
+
+
+def test_soft_vote_rule_labels_each_row_with_its_most_probable_class() -> None:
+    # Prepare: worker2 never saw class "b"; "c" wins row 0, "a" row 1.
+    predictions = {
+        "worker1": MemberPrediction(np.array([[0.1, 0.2, 0.7], [0.8, 0.1, 0.1]]), ["a", "b", "c"]),
+        "worker2": MemberPrediction(np.array([[0.4, 0.6], [0.9, 0.1]]), ["a", "c"]),
+    }
+
+    # Execute
+    actual = SoftVote().combine(predictions, ["a", "b", "c"])
+
+    # Assert
+    assert actual.predictions.tolist() == ["c", "a"]
+    np.testing.assert_allclose(
+        actual.probabilities, [[0.25, 0.1, 0.65], [0.85, 0.05, 0.1]], rtol=1e-15
+    )

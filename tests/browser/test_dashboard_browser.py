@@ -193,3 +193,45 @@ def test_quickstart_dashboard(jupyter_lab, browser_page, tmp_path):
     )
     check_dashboard(record, dashboard, browser_page, QUICKSTART_TIMEOUT)
     assert browser_page.locator(LATENCY_IMG).count() >= 1, "no latency chart (.chimera-latency)"
+
+
+NEW_MASTER_CELLS = [
+    """
+import numpy as np
+from chimera_nb import Lab, SGDWorker
+from tests.masters.median_master import MedianMaster
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(600, 3))
+y = X @ np.array([1.5, -2.0, 0.5]) + rng.normal(scale=0.1, size=600)
+lab = Lab.from_shards(SGDWorker("regressor"), X, y, n_workers=3, name="median-browser",
+                      master=MedianMaster(learning_rate=0.1, max_iter=600)).start()
+lab.cluster.slow("worker2", 0.005)  # a few seconds of fit, so the page can watch it
+dashboard = lab.dashboard()
+dashboard
+""",
+    "lab.fit()\nprint(len(lab.master.history_), 'rounds')",
+    "dashboard.refresh()\nassert 'data-active-step=\"I\"' in dashboard.flowchart.value\nlab.close()",
+]
+
+
+def test_a_master_written_in_the_tests_gets_a_live_dashboard(jupyter_lab, browser_page, tmp_path):
+    """tests/masters/median_master.py, a master the kit does not know, in the real page."""
+    import nbformat
+
+    root = tmp_path / "root"
+    root.mkdir()
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    notebook.cells = [nbformat.v4.new_code_cell(cell.strip()) for cell in NEW_MASTER_CELLS]
+    nbformat.write(notebook, root / "median.ipynb")
+    record, dashboard = run_dashboard_notebook(
+        jupyter_lab,
+        browser_page,
+        root,
+        "median.ipynb",
+        tmp_path,
+        timeout=QUICKSTART_TIMEOUT,
+        artifact="dashboard-median.png",
+    )
+    check_dashboard(record, dashboard, browser_page, QUICKSTART_TIMEOUT, machine="median fit")

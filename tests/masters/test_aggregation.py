@@ -108,3 +108,77 @@ def test_fit_with_no_worker_reachable_raises_quorum_error():
     # Execute / Assert
     with pytest.raises(QuorumError, match="connection refused"):
         master.fit({"ghost": "http://127.0.0.1:9"})
+
+
+def test_history_holds_a_record_of_the_fit_and_of_each_predict(tree_cluster, wine_quality):
+    # Prepare
+    X, _ = wine_quality
+    master = AggregationMaster(random_state=0)
+
+    # Execute
+    master.fit(tree_cluster)
+    master.predict(X.iloc[:5])
+    master.predict(X.iloc[5:7])
+
+    # Assert
+    assert [(r.round_number, r.action) for r in master.history_] == [
+        (1, "fit"),
+        (2, "predict"),
+        (3, "predict"),
+    ]
+    fit = master.history_[0]
+    assert fit.answered == ["worker1", "worker2", "worker3"] and fit.failed == {}
+    assert fit.n_samples == dict.fromkeys(fit.answered, len(X))
+    assert set(fit.latency_ms) == set(fit.answered)
+    spans = master.spans_.to_frame()
+    assert spans["endpoint"].value_counts().to_dict() == {
+        paths.MODEL_FIT: 3,
+        paths.MODEL_PREDICT: 6,
+    }
+
+
+class FirstMember:
+    """A combiner of our own: trust the first member that answered."""
+
+    def combine(self, predictions, classes=None):
+        from chimera_nb.algorithms import Combined
+
+        return Combined(next(iter(predictions.values())).values)
+
+
+def test_a_combiner_object_decides_how_members_are_combined(tree_cluster, wine_quality):
+    # Prepare
+    X, _ = wine_quality
+    rows = predict_body(X.iloc[:5])
+    master = AggregationMaster(combiner=FirstMember(), random_state=0).fit(tree_cluster)
+    first_member = httpx.post(tree_cluster.endpoints["worker1"] + paths.MODEL_PREDICT, json=rows)
+
+    # Execute
+    predictions = master.predict(X.iloc[:5])
+
+    # Assert
+    assert predictions.tolist() == pytest.approx(first_member.json()["y_pred_rows"])
+    assert repr(AggregationMaster().fit(tree_cluster).combiner_) == "MeanPrediction()"
+
+
+def test_clone_gives_an_unfitted_master_with_the_same_parameters(tree_cluster):
+    # Prepare
+    from sklearn.base import clone
+
+    combiner = FirstMember()
+    master = AggregationMaster(quorum=2, timeout=5.0, combiner=combiner, random_state=3)
+    master.fit(tree_cluster)
+
+    # Execute
+    copy = clone(master)
+
+    # Assert
+    assert copy.get_params().keys() == master.get_params().keys()
+    assert {k: v for k, v in copy.get_params().items() if k != "combiner"} == {
+        "quorum": 2,
+        "timeout": 5.0,
+        "max_retries": None,
+        "random_state": 3,
+    }
+    assert isinstance(copy.combiner, FirstMember) and copy.combiner is not combiner
+    assert repr(copy).endswith("[not fitted]") and repr(master).endswith("[fitted]")

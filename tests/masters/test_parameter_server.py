@@ -244,3 +244,66 @@ def test_invalid_arguments_are_refused_before_any_worker_is_called(argument, val
     # Execute / Assert
     with pytest.raises(ConfigurationError, match=argument):
         master.fit({"nobody": "http://127.0.0.1:9"})
+
+
+def test_clone_gives_an_unfitted_master_with_every_parameter_kept(wine_cluster):
+    # Prepare
+    from sklearn.base import clone
+
+    from chimera_nb.algorithms import WeightedMean
+
+    parameters = {
+        "learning_rate": 0.05,
+        "learning_rate_schedule": "invscaling",
+        "power_t": 0.5,
+        "max_iter": 3,
+        "tol": 0.0,
+        "alpha": 0.1,
+        "batch_size": 32,
+        "quorum": "all",
+        "encoding": "binary",
+        "timeout": 9.0,
+        "max_retries": 2,
+        "aggregator": WeightedMean(),
+        "random_state": 5,
+    }
+    master = ParameterServerMaster("regressor", **parameters).fit(wine_cluster)
+
+    # Execute
+    copy = clone(master)
+
+    # Assert
+    assert {k: v for k, v in copy.get_params().items() if k != "aggregator"} == {
+        "model_type": "regressor",
+        **{k: v for k, v in parameters.items() if k != "aggregator"},
+    }
+    assert isinstance(copy.aggregator, WeightedMean)
+    assert not hasattr(copy, "history_") and len(master.history_) == 4
+    assert clone(master).fit(wine_cluster).coef_ == pytest.approx(master.coef_, rel=1e-12)
+
+
+def test_set_params_changes_a_parameter_and_refuses_unknown_ones():
+    # Prepare
+    master = ParameterServerMaster("regressor")
+
+    # Execute
+    master.set_params(max_iter=5, learning_rate=0.2)
+
+    # Assert
+    assert (master.max_iter, master.learning_rate) == (5, 0.2)
+    with pytest.raises(ConfigurationError, match="no parameter 'eta0'"):
+        master.set_params(eta0=0.1)
+
+
+def test_fit_with_wait_false_returns_a_handle_to_a_background_fit(wine_cluster):
+    # Prepare
+    master = ParameterServerMaster("regressor", max_iter=20, tol=0.0)
+
+    # Execute
+    handle = master.fit(wine_cluster, wait=False)
+    fitted = handle.result(timeout=60)
+
+    # Assert
+    assert fitted is master and handle.done()
+    assert len(master.history_) == 21
+    assert repr(handle) == "FitHandle(done)"

@@ -19,6 +19,7 @@ from chimera_nb import (
     SGDWorker,
     WorkerState,
 )
+from chimera_nb.masters import PARAMETER_SERVER_FIT
 from chimera_nb.notebook.dashboard import Dashboard
 
 X, Y = load_diabetes(return_X_y=True, as_frame=True)
@@ -249,7 +250,7 @@ def test_close_stops_the_redraw_thread_and_unsubscribes(lab, dashboard):
 
     # Execute
     dashboard.close()
-    lab.master.events.publish(FIT, "D", 1)
+    lab.master.events.publish(PARAMETER_SERVER_FIT, "D", 1)
 
     # Assert
     assert running == 1

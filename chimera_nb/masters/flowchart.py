@@ -1,4 +1,9 @@
-"""Where each box and arrow of a seed flowchart goes, and the flowchart as HTML.
+"""A master's flowchart as data (lettered steps and arrows), and where each box and arrow goes.
+
+Every master follows a flowchart: the seed's lettered state machines for the parameter server
+and bagging, and one of its own for each new algorithm. The master's fit loop calls one named
+method per step and publishes each step change on its event bus (:mod:`.events`), so that
+anything (the status log, a progress bar, the dashboard) can follow it.
 
 One layout serves two drawings: the dashboard's HTML (redrawn ~10 times a second, so it is
 plain strings, no matplotlib) and :func:`chimera_nb.plots.plot_flowchart` (a figure for
@@ -18,11 +23,7 @@ so that the loop of a round (D E F H I J K) shows even when rounds take millisec
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from html import escape
-
-from ..masters.events import Flowchart
 
 __all__ = [
     "ACTIVE_COLOR",
@@ -33,11 +34,50 @@ __all__ = [
     "SIDE_COLOR",
     "VISITED_COLOR",
     "Box",
+    "Flowchart",
     "FlowchartLayout",
     "Route",
-    "flowchart_html",
+    "chain",
     "layout",
 ]
+
+
+@dataclass(frozen=True)
+class Flowchart:
+    """A machine's steps (letter -> short label, in order) and its arrows ``(from, to, label)``.
+
+    ``machine`` names it in events ("parameter-server fit"). The first step is where the
+    machine idles, the second is the request that starts an action (:attr:`start`), the last
+    is where the action ends (:attr:`last`).
+    """
+
+    machine: str
+    steps: dict[str, str]
+    edges: tuple[tuple[str, str, str], ...] = ()
+
+    def label(self, letter: str) -> str:
+        return self.steps[letter]
+
+    @property
+    def first(self) -> str:
+        return next(iter(self.steps))
+
+    @property
+    def start(self) -> str:
+        return list(self.steps)[1]
+
+    @property
+    def last(self) -> str:
+        return list(self.steps)[-1]
+
+    def __hash__(self) -> int:  # the steps are a dict: hash what identifies the chart
+        return hash((self.machine, tuple(self.steps.items()), self.edges))
+
+
+def chain(letters: str) -> tuple[tuple[str, str, str], ...]:
+    """Unlabelled arrows from each letter to the next: ``chain("ABC")`` is A->B, B->C."""
+    return tuple((a, b, "") for a, b in zip(letters, letters[1:]))
+
 
 # Geometry in pixels (the HTML uses them as they are; the figure as data units).
 _ROW, _BOX_HEIGHT, _TOP = 35, 24, 6
@@ -156,107 +196,3 @@ def layout(chart: Flowchart) -> FlowchartLayout:
             )
     height = max(box.y + box.height for box in boxes.values()) + _TOP
     return FlowchartLayout(chart.machine, boxes, tuple(routes), outer_lane + 8, height)
-
-
-# -- HTML ------------------------------------------------------------------------------------
-
-_BOX_STYLE = (
-    "position:absolute;left:{x}px;top:{y}px;width:{w}px;height:{h}px;box-sizing:border-box;"
-    "background:{background};border:{border};border-radius:3px;padding:0 6px;"
-    "font:12px/{line}px sans-serif;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;"
-    "color:#222"
-)
-
-
-def _svg(chart_layout: FlowchartLayout) -> str:
-    """The arrows: polylines with a small triangle at the end, and their labels."""
-    parts = []
-    for route in chart_layout.routes:
-        points = " ".join(f"{x:g},{y:g}" for x, y in route.points)
-        dash = ' stroke-dasharray="4 3"' if route.dashed else ""
-        parts.append(
-            f'<polyline points="{points}" fill="none" stroke="{ARROW_COLOR}" '
-            f'stroke-width="1.2"{dash}/>'
-        )
-        (x0, _), (x1, y1) = route.points[-2], route.points[-1]
-        if x0 == x1:  # vertical, pointing down
-            head = f"{x1 - 4:g},{y1 - 6:g} {x1 + 4:g},{y1 - 6:g} {x1:g},{y1:g}"
-        elif x1 > x0:  # pointing right
-            head = f"{x1 - 6:g},{y1 - 4:g} {x1 - 6:g},{y1 + 4:g} {x1:g},{y1:g}"
-        else:  # pointing left
-            head = f"{x1 + 6:g},{y1 - 4:g} {x1 + 6:g},{y1 + 4:g} {x1:g},{y1:g}"
-        parts.append(f'<polygon points="{head}" fill="{ARROW_COLOR}"/>')
-        if route.label:
-            x, y = route.label_at
-            anchor = "end" if route.points[-1][0] < route.points[-2][0] else "start"
-            parts.append(
-                f'<text x="{x:g}" y="{y:g}" font-size="9" font-family="sans-serif" '
-                f'fill="#444" text-anchor="{anchor}">{escape(route.label)}</text>'
-            )
-    return (
-        f'<svg width="{chart_layout.width:g}" height="{chart_layout.height:g}" '
-        'style="position:absolute;left:0;top:0">' + "".join(parts) + "</svg>"
-    )
-
-
-_cache: dict[tuple, tuple[FlowchartLayout, str]] = {}
-
-
-def _static_parts(chart: Flowchart) -> tuple[FlowchartLayout, str]:
-    """The layout and the arrows, computed once per flowchart (its steps hold a dict, so
-    the flowchart itself cannot be a cache key)."""
-    key = (chart.machine, tuple(chart.steps.items()), chart.edges)
-    if key not in _cache:
-        chart_layout = layout(chart)
-        _cache[key] = chart_layout, _svg(chart_layout)
-    return _cache[key]
-
-
-def flowchart_html(chart: Flowchart, active: str | None = None, visited: Iterable[str] = ()) -> str:
-    """``chart`` as HTML with the ``active`` step highlighted.
-
-    ``visited`` steps (those passed since the last picture) are tinted: a fit's rounds take
-    milliseconds and most of that is spent waiting (step E), so the latest step alone
-    would hide the loop D-E-F-H-I-J-K that the master runs through.
-
-    The DOM is a contract for the browser test: the wrapper is
-    ``<div class="chimera-flowchart-body" data-machine=... data-active-step=...>``, each step
-    a ``<div class="chimera-step" data-step="D">``, the active one also ``chimera-step-active``,
-    the visited ones ``chimera-step-visited``.
-    """
-    visited = set(visited)
-    chart_layout, svg = _static_parts(chart)
-    boxes = []
-    for box in chart_layout.boxes.values():
-        is_active = box.letter == active
-        was_visited = box.letter in visited and not is_active
-        style = _BOX_STYLE.format(
-            x=f"{box.x:g}",
-            y=f"{box.y:g}",
-            w=f"{box.width:g}",
-            h=f"{box.height:g}",
-            line=f"{box.height - 2:g}",
-            background=ACTIVE_COLOR
-            if is_active
-            else VISITED_COLOR
-            if was_visited
-            else SIDE_COLOR
-            if box.side
-            else MAIN_COLOR,
-            border=f"2px solid {ACTIVE_EDGE_COLOR}" if is_active else f"1px solid {EDGE_COLOR}",
-        )
-        classes = "chimera-step" + (
-            " chimera-step-active" if is_active else " chimera-step-visited" if was_visited else ""
-        )
-        boxes.append(
-            f'<div class="{classes}" data-step="{box.letter}" style="{style}">'
-            f"<b>{box.letter}</b>&nbsp; {escape(box.label)}</div>"
-        )
-    return (
-        f'<div class="chimera-flowchart-body" data-machine="{escape(chart.machine)}" '
-        f'data-active-step="{escape(active or "")}" style="position:relative;'
-        f'width:{chart_layout.width:g}px;height:{chart_layout.height:g}px">'
-        + svg
-        + "".join(boxes)
-        + "</div>"
-    )
