@@ -6,6 +6,8 @@
     ├── ConfigurationError       a constructor argument, CHIMERA_* variable or project file is wrong
     ├── DatasetError             a dataset could not be downloaded, read or parsed
     ├── NotFittedError           predict (or coef_) was asked for before fit
+    ├── FitInProgressError       a second fit was asked of a master that is fitting
+    ├── FitCancelledError        a running fit was abandoned (cancel_fit, a shutdown)
     ├── ClusterError             workers could not be started, or the cluster was used after close
     └── WorkerError              a worker answered with an error, or not at all
         └── QuorumError          a round reached fewer workers than the quorum asks for
@@ -20,6 +22,8 @@ __all__ = [
     "ClusterError",
     "ConfigurationError",
     "DatasetError",
+    "FitCancelledError",
+    "FitInProgressError",
     "NotFittedError",
     "QuorumError",
     "WorkerError",
@@ -43,6 +47,16 @@ class DatasetError(ChimeraError):
 
 class NotFittedError(ChimeraError, AttributeError):
     """Raised when a master is asked to predict before ``fit`` succeeded."""
+
+
+class FitInProgressError(ChimeraError, RuntimeError):
+    """Raised when a master that is fitting is asked to fit again (from another thread, a
+    notebook cell, or its REST endpoint): two fits at once would corrupt one model."""
+
+
+class FitCancelledError(ChimeraError):
+    """Raised by a fit that was abandoned before it ended (``master.cancel_fit()``, or the
+    master shutting down); the master keeps the model it had before that fit."""
 
 
 class ClusterError(ChimeraError, RuntimeError):

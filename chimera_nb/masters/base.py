@@ -19,9 +19,11 @@ lettered step) and ``_predict(request)``.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import os
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal, Union
 
@@ -29,7 +31,13 @@ import numpy as np
 import pandas as pd
 
 from .. import _runtime
-from .._exceptions import ConfigurationError, NotFittedError, QuorumError
+from .._exceptions import (
+    ConfigurationError,
+    FitCancelledError,
+    FitInProgressError,
+    NotFittedError,
+    QuorumError,
+)
 from .._types import Endpoints
 from ..logs import status_logger
 from ..spans import SpanLog
@@ -43,6 +51,9 @@ from .flowchart import Flowchart
 from .history import RoundRecord
 
 __all__ = ["FitHandle", "Master", "Quorum"]
+
+#: Guards each master's "is a fit running?" check and claim (fits run on any event loop).
+_FIT_LOCK = threading.Lock()
 
 #: ``None`` (at least one worker), a number of workers, or ``"all"``.
 Quorum = Union[int, Literal["all"], None]
@@ -123,6 +134,8 @@ class Master(Estimator):
     max_retries: int | None = None
     _events: EventBus | None = None
     _stop_requested: bool = False  # set by stop(), from any thread; read between rounds
+    _running_fit: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None
+    _cancel_reason: str | None = None
 
     # -- what every fit has --------------------------------------------------------------
 
@@ -158,22 +171,66 @@ class Master(Estimator):
         return FitHandle(_runtime.submit(self.fit_async(workers)), self)
 
     async def fit_async(self, workers: Any) -> Master:
-        """Fit on ``workers``; see :meth:`fit`."""
+        """Fit on ``workers``; see :meth:`fit`.
+
+        Raises
+        ------
+        FitInProgressError
+            This master is fitting already (one fit at a time: two would corrupt the model).
+        FitCancelledError
+            :meth:`cancel_fit` abandoned the fit; the master keeps its previous model.
+        """
         self._validate_params()
         endpoints = resolve_endpoints(workers)
-        self._endpoints = endpoints  # where the fitted model lives (bagging predicts there)
-        self._begin_fit()
-        status_logger.info("%s fit started on %d workers", self.role, len(endpoints))
+        self._claim_fit()
         try:
+            self._endpoints = endpoints  # where the fitted model lives (bagging predicts there)
+            self._begin_fit()
+            status_logger.info("%s fit started on %d workers", self.role, len(endpoints))
             async with self._client(endpoints, **self._client_options()) as client:
                 await self._fit(client)
+        except asyncio.CancelledError:
+            if self._cancel_reason is None:
+                raise
+            status_logger.warning("%s fit cancelled: %s", self.role, self._cancel_reason)
+            raise FitCancelledError(f"the fit was stopped: {self._cancel_reason}") from None
         except Exception as error:
             status_logger.error("%s fit failed: %s", self.role, error)
             raise
         finally:
+            with _FIT_LOCK:
+                self._running_fit, self._cancel_reason = None, None
             self._stop_requested = False  # a stop() ends one fit, not the next
         status_logger.info("%s fit done%s", self.role, self._fit_summary())
         return self
+
+    def _claim_fit(self) -> None:
+        """Mark this master as fitting, or refuse: one fit at a time."""
+        with _FIT_LOCK:
+            if self._running_fit is not None:
+                raise FitInProgressError(
+                    f"this {type(self).__name__} is fitting already; wait for that fit to end "
+                    "(or end it: master.stop() after the current round, master.cancel_fit() at "
+                    "once), or fit a clone: sklearn.base.clone(master)."
+                )
+            self._running_fit = (asyncio.get_running_loop(), asyncio.current_task())
+
+    @property
+    def fitting(self) -> bool:
+        """Whether a fit is running now."""
+        return self._running_fit is not None
+
+    def cancel_fit(self, reason: str = "cancelled") -> bool:
+        """Abandon the running fit at once; its ``fit`` raises :class:`FitCancelledError`
+        saying ``reason``, and the master keeps the model it had before. Safe to call from
+        any thread; returns whether a fit was running."""
+        with _FIT_LOCK:
+            if self._running_fit is None:
+                return False
+            self._cancel_reason = reason
+            loop, task = self._running_fit
+        loop.call_soon_threadsafe(task.cancel)
+        return True
 
     def _fit_summary(self) -> str:
         """``": 31 rounds, loss 0.25"`` for the status log (empty without rounds)."""
@@ -257,10 +314,13 @@ class Master(Estimator):
 
     def _check_is_fitted(self, attribute: str) -> None:
         if not hasattr(self, attribute):
-            raise NotFittedError(
-                f"this {type(self).__name__} is not fitted yet: call fit(workers) "
-                f"(or POST {self.fit_path}) before predicting"
-            )
+            raise self._not_fitted()
+
+    def _not_fitted(self) -> NotFittedError:
+        return NotFittedError(
+            f"this {type(self).__name__} is not fitted yet: call fit(workers) "
+            f"(or POST {self.fit_path}) before predicting"
+        )
 
     def _is_fitted(self) -> bool:
         return False

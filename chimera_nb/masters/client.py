@@ -79,7 +79,12 @@ class PendingBroadcast(Generic[T]):
 
     async def wait(self) -> Broadcast[T]:
         outcome: Broadcast[T] = Broadcast()
-        await asyncio.wait(self._tasks.values())
+        try:
+            await asyncio.wait(self._tasks.values())
+        except asyncio.CancelledError:  # the fit was abandoned: so are its calls
+            for task in self._tasks.values():
+                task.cancel()
+            raise
         for name, task in self._tasks.items():
             error = task.exception()
             if error is None:

@@ -8,17 +8,18 @@ flowchart is short.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .._exceptions import WorkerError
-from .._types import ClassLabel, ModelType
+from .._types import ClassLabel, Matrix, ModelType, Vector
 from ..algorithms import ColumnStatistics, Standardizer, predict_proba, union_of_classes
 from ..wire import PredictRequest, PredictResponse, StatisticsResponse
 from .flowchart import Flowchart, chain
 
-__all__ = ["PARAMETER_SERVER_PREDICT", "FittedLinearModel", "global_standardization"]
+__all__ = ["PARAMETER_SERVER_PREDICT", "FittedLinearModel", "LinearModel", "global_standardization"]
 
 #: The seed's predict flowchart: the model lives on the master, no worker is asked.
 PARAMETER_SERVER_PREDICT = Flowchart(
@@ -64,34 +65,75 @@ def global_standardization(
 PREDICT = PARAMETER_SERVER_PREDICT
 
 
+@dataclass
+class LinearModel:
+    """A linear model in standardized units, and what it takes to read it in the data's.
+
+    A fit trains one of these and publishes it whole when it ends, so that a prediction made
+    while a refit runs answers from the last fitted model, never from a half-trained one.
+    """
+
+    model_type: ModelType
+    standardizer: Standardizer
+    classes: list[ClassLabel]
+    columns: list[str]
+    weights: Matrix  # (n_outputs, n_features), standardized units
+    bias: Vector  # (n_outputs,)
+
+    def raw(self) -> tuple[Matrix, Vector]:
+        """Weights and bias in the original units of the data."""
+        return self.standardizer.weights_to_raw(self.weights, self.bias)
+
+
 class FittedLinearModel:
     """Mixin of :class:`~chimera_nb.ParameterServerMaster`: its fitted attributes and its
-    predictions. It reads what the fit set: ``standardizer_``, ``classes_``, ``columns_``
-    and the standardized ``_weights`` and ``_bias``."""
+    predictions, all read from the last published :class:`LinearModel` (``_model``)."""
+
+    _model: LinearModel | None = None
+
+    def _fitted(self) -> LinearModel:
+        if self._model is None:
+            raise self._not_fitted()
+        return self._model
 
     @property
     def coef_(self) -> np.ndarray:
-        self._check_is_fitted("_weights")
-        weights, _ = self.standardizer_.weights_to_raw(self._weights, self._bias)
-        return weights[0] if self.model_type == "regressor" else weights
+        """Weights in the original units: ``(n_features,)`` for a regressor, else
+        ``(n_outputs, n_features)``."""
+        model = self._fitted()
+        weights, _ = model.raw()
+        return weights[0] if model.model_type == "regressor" else weights
 
     @property
     def intercept_(self) -> np.ndarray:
-        self._check_is_fitted("_weights")
-        return self.standardizer_.weights_to_raw(self._weights, self._bias)[1]
+        return self._fitted().raw()[1]
+
+    @property
+    def standardizer_(self) -> Standardizer:
+        return self._fitted().standardizer
+
+    @property
+    def classes_(self) -> list[ClassLabel]:
+        return self._fitted().classes
+
+    @property
+    def columns_(self) -> list[str]:
+        return self._fitted().columns
+
+    @property
+    def n_features_in_(self) -> int:
+        return len(self._fitted().columns)
 
     def _is_fitted(self) -> bool:
-        return hasattr(self, "_weights") and hasattr(self, "converged_")
+        return self._model is not None
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape ``(n_samples, n_classes)`` in ``classes_`` order."""
-        self._check_is_fitted("_weights")
-        if self.model_type != "classifier":
+        model = self._fitted()
+        if model.model_type != "classifier":
             raise AttributeError("predict_proba is for classifiers; this master is a regressor")
-        weights, bias = self.standardizer_.weights_to_raw(self._weights, self._bias)
-        return predict_proba(
-            weights, bias, self._as_request(X, self.columns_).matrix(self.columns_)
-        )
+        rows = self._as_request(X, model.columns).matrix(model.columns)
+        return predict_proba(*model.raw(), rows)
 
     async def predict_async(self, X: Any) -> np.ndarray:
         """Predictions for the rows of ``X``, computed on the master (flowchart A-F)."""
@@ -106,19 +148,19 @@ class FittedLinearModel:
         self.events.publish(PREDICT, "B")
         self.events.publish(PREDICT, "C")
         try:
-            self._check_is_fitted("converged_")
-            request = X if isinstance(X, PredictRequest) else self._as_request(X, self.columns_)
-            X = request.matrix(self.columns_)
+            model = self._fitted()
+            request = X if isinstance(X, PredictRequest) else self._as_request(X, model.columns)
+            X = request.matrix(model.columns)
         except Exception as error:
             self.events.publish(PREDICT, "E", error=str(error))
             self.events.publish(PREDICT, "F")
             raise
-        weights, bias = self.standardizer_.weights_to_raw(self._weights, self._bias)
-        if self.model_type == "regressor":
+        weights, bias = model.raw()
+        if model.model_type == "regressor":
             predictions, probabilities = (X @ weights.T + bias)[:, 0], None
         else:
             probabilities = predict_proba(weights, bias, X)
-            predictions = np.asarray(self.classes_)[probabilities.argmax(axis=1)]
+            predictions = np.asarray(model.classes)[probabilities.argmax(axis=1)]
         self.events.publish(PREDICT, "D")
         self.events.publish(PREDICT, "F")
         return predictions, probabilities
@@ -127,6 +169,6 @@ class FittedLinearModel:
         predictions, probabilities = self._predict_rows(body)
         return PredictResponse(
             y_pred_rows=predictions.tolist(),
-            classes=self.classes_ or None,
+            classes=self._fitted().classes or None,
             y_proba_rows=None if probabilities is None else probabilities.tolist(),
         )

@@ -31,7 +31,12 @@ from .client import Broadcast, PendingBroadcast, WorkerClient
 from .estimator import HasMethods, Interval, Options
 from .flowchart import Flowchart, chain
 from .history import all_failures
-from .linear_model import PARAMETER_SERVER_PREDICT, FittedLinearModel, global_standardization
+from .linear_model import (
+    PARAMETER_SERVER_PREDICT,
+    FittedLinearModel,
+    LinearModel,
+    global_standardization,
+)
 
 __all__ = ["PARAMETER_SERVER_FIT", "PARAMETER_SERVER_PREDICT", "ParameterServerMaster"]
 
@@ -151,6 +156,11 @@ class ParameterServerMaster(FittedLinearModel, Master):
     The last round computes a gradient but makes no update (the flowchart checks
     convergence before updating), so its loss is the loss of the returned model.
 
+    One fit runs at a time (a second raises :class:`~chimera_nb.FitInProgressError`; REST
+    answers 409). A fit trains a new model and publishes it whole when it ends: ``predict``
+    and ``coef_`` during a refit answer from the last fitted model, and a fit that fails or
+    is cancelled leaves that model in place.
+
     Examples
     --------
     >>> from chimera_nb import ParameterServerMaster
@@ -225,6 +235,7 @@ class ParameterServerMaster(FittedLinearModel, Master):
         try:
             await self._initial_fit(client)  # C
             await self._run_rounds(client)  # D ... K, round after round
+            self._model = self._training  # the new model replaces the old one whole
         except ChimeraError as error:
             self.events.publish(FIT, "G", error=str(error))
             raise
@@ -263,13 +274,13 @@ class ParameterServerMaster(FittedLinearModel, Master):
                     f"{name} has columns {answer.columns}, but the first worker has "
                     f"{sample.X_train_sample_columns}: every shard needs the same columns"
                 )
-        self.standardizer_, self.classes_ = global_standardization(
+        standardizer, classes = global_standardization(
             self.model_type, list(statistics.results.values())
         )
-        self.columns_ = sample.X_train_sample_columns
-        self.n_features_in_ = len(self.columns_)
-        outputs = n_outputs(self.model_type, len(self.classes_))
-        self._weights, self._bias = np.zeros((outputs, self.n_features_in_)), np.zeros(outputs)
+        columns = sample.X_train_sample_columns
+        outputs = n_outputs(self.model_type, len(classes))
+        weights, bias = np.zeros((outputs, len(columns))), np.zeros(outputs)
+        self._training = LinearModel(self.model_type, standardizer, classes, columns, weights, bias)
         self._schedule = make_schedule(
             self.learning_rate_schedule, self.learning_rate, self.power_t
         )
@@ -292,12 +303,12 @@ class ParameterServerMaster(FittedLinearModel, Master):
         """Step D: send every worker the current weights, in raw units (each with its own
         mini-batch seed)."""
         self.events.publish(FIT, "D", round_number)
-        raw_weights, raw_bias = self.standardizer_.weights_to_raw(self._weights, self._bias)
+        raw_weights, raw_bias = self._training.raw()
         steps = {
             name: FitStep(
                 raw_weights,
                 raw_bias,
-                self.classes_ or None,
+                self._training.classes or None,
                 self.batch_size,
                 self._batch_seed(name, round_number),
             )
@@ -328,10 +339,11 @@ class ParameterServerMaster(FittedLinearModel, Master):
         self.events.publish(FIT, "H", round_number)
         gathered = {}
         for name, result in replies.results.items():
-            weights, bias = self.standardizer_.gradient_from_raw(
+            standardizer = self._training.standardizer
+            weights, bias = standardizer.gradient_from_raw(
                 result.weights_gradient, result.bias_gradient
             )
-            loss = self.standardizer_.loss_from_raw(result.loss)
+            loss = standardizer.loss_from_raw(result.loss)
             gathered[name] = ShardGradient(weights, bias, result.n_samples, loss)
         return gathered
 
@@ -342,7 +354,7 @@ class ParameterServerMaster(FittedLinearModel, Master):
         loss over all samples."""
         self.events.publish(FIT, "I", round_number)
         gradient = (self.aggregator or WeightedMean()).aggregate(gradients)
-        penalty, penalty_gradient = l2_penalty(self._weights, self.alpha)
+        penalty, penalty_gradient = l2_penalty(self._training.weights, self.alpha)
         answers = list(gradients.values())
         loss = float(np.average([a.loss for a in answers], weights=[a.n_samples for a in answers]))
         loss += penalty
@@ -360,14 +372,18 @@ class ParameterServerMaster(FittedLinearModel, Master):
         self.events.publish(FIT, "J", round_number, loss=loss)
         learning_rate = self._schedule(round_number)
         new_weights, new_bias, norm = update_step(
-            self._weights, self._bias, gradient.weights, gradient.bias, learning_rate
+            self._training.weights,
+            self._training.bias,
+            gradient.weights,
+            gradient.bias,
+            learning_rate,
         )
         return norm < self.tol, ProposedUpdate(new_weights, new_bias, norm, learning_rate)
 
     def _update_model(self, update: ProposedUpdate, round_number: int) -> None:
         """Step K: take the step."""
         self.events.publish(FIT, "K", round_number)
-        self._weights, self._bias = update.weights, update.bias
+        self._training.weights, self._training.bias = update.weights, update.bias
         self.n_iter_ += 1
 
     def _record_round(

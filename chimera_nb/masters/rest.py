@@ -27,6 +27,7 @@ from .._exceptions import (
     ChimeraError,
     ClusterError,
     ConfigurationError,
+    FitInProgressError,
     NotFittedError,
     QuorumError,
 )
@@ -53,8 +54,9 @@ class ServedMaster(Protocol):
 
 
 def _status_of(error: ChimeraError) -> int:
-    """409 for "fit first", 422 for a bad request or argument, 503 for workers that failed."""
-    if isinstance(error, NotFittedError):
+    """409 for "fit first" or "a fit is running", 422 for a bad request or argument, 503
+    for workers that failed or a fit that was stopped."""
+    if isinstance(error, (NotFittedError, FitInProgressError)):
         return 409
     if isinstance(error, (ConfigurationError, BodyError)):
         return 422

@@ -3,6 +3,8 @@ central twin: the same data through the same algorithm in one process."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import numpy as np
 import pytest
@@ -307,3 +309,100 @@ def test_fit_with_wait_false_returns_a_handle_to_a_background_fit(wine_cluster):
     assert fitted is master and handle.done()
     assert len(master.history_) == 21
     assert repr(handle) == "FitHandle(done)"
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+@pytest.fixture
+def slow_wine_cluster(wine_cluster):
+    """The wine cluster with worker1 answering 20 ms late: fits that last long enough to
+    do something while they run."""
+    wine_cluster.slow("worker1", 0.02)
+    try:
+        yield wine_cluster
+    finally:
+        wine_cluster.slow("worker1", 0)
+
+
+def test_a_second_fit_while_one_runs_is_refused_and_the_first_is_untouched(slow_wine_cluster):
+    # Prepare
+    from chimera_nb import FitInProgressError
+
+    master = ParameterServerMaster("regressor", max_iter=20, tol=0.0)
+    running = master.fit(slow_wine_cluster, wait=False)
+    wait_until(lambda: master.fitting)
+
+    # Execute
+    with pytest.raises(FitInProgressError, match="fitting already"):
+        master.fit(slow_wine_cluster)
+    running.result(timeout=60)
+
+    # Assert
+    assert [r.round_number for r in master.history_] == list(range(1, 22))
+    assert master.n_iter_ == 20
+
+
+def test_predictions_during_a_refit_come_from_the_last_fitted_model(
+    slow_wine_cluster, wine_quality
+):
+    # Prepare
+    X, _ = wine_quality
+    rows = X.iloc[:50]
+    master = ParameterServerMaster("regressor", max_iter=3, tol=0.0).fit(slow_wine_cluster)
+    before = master.predict(rows)
+    master.set_params(max_iter=60)
+
+    # Execute
+    refit = master.fit(slow_wine_cluster, wait=False)
+    during = []
+    while not refit.done():
+        during.append(master.predict(rows))
+        time.sleep(0.002)  # a client asking again and again, leaving the fit room to run
+    refit.result(timeout=60)
+    after = master.predict(rows)
+
+    # Assert: each answer is the old model's, or (once the refit published it) the new one's
+    assert not np.allclose(after, before)
+    old = [np.array_equal(predictions, before) for predictions in during]
+    new = [np.array_equal(predictions, after) for predictions in during]
+    assert all(o or n for o, n in zip(old, new))
+    assert sum(old) > 10
+
+
+def test_cancel_fit_abandons_a_fit_at_once_and_keeps_the_previous_model(slow_wine_cluster):
+    # Prepare
+    from chimera_nb import FitCancelledError
+
+    master = ParameterServerMaster("regressor", max_iter=3, tol=0.0).fit(slow_wine_cluster)
+    coef = master.coef_.copy()
+    master.set_params(max_iter=100_000)
+    running = master.fit(slow_wine_cluster, wait=False)
+    wait_until(lambda: len(getattr(master, "history_", [])) >= 5)
+
+    # Execute
+    cancelled = master.cancel_fit("the lecture is over")
+    with pytest.raises(FitCancelledError, match="the lecture is over"):
+        running.result(timeout=5)
+
+    # Assert
+    assert cancelled and not master.fitting and not master.cancel_fit()
+    np.testing.assert_array_equal(master.coef_, coef)
+
+
+def test_rest_fit_while_a_python_fit_runs_answers_409(slow_wine_cluster, serve_master):
+    # Prepare
+    master = ParameterServerMaster("regressor", max_iter=40, tol=0.0)
+    with serve_master(master, slow_wine_cluster) as server:
+        running = master.fit(slow_wine_cluster, wait=False)
+        wait_until(lambda: master.fitting)
+        # Execute
+        answer = httpx.post(server.url + paths.PARAMETER_SERVER_FIT, timeout=60)
+        running.result(timeout=60)
+    # Assert
+    assert answer.status_code == 409
+    assert "fitting already" in answer.json()["detail"]
