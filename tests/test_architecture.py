@@ -37,7 +37,7 @@ LAYERS = [
     ("workers", ["chimera_nb.workers"]),
     ("masters", ["chimera_nb.masters"]),
     ("cluster", ["chimera_nb.cluster"]),
-    ("seed", ["chimera_nb.seed"]),
+    ("seed", ["chimera_nb.seed", "chimera_nb.nodes", "chimera_nb.utils"]),
     ("notebook", ["chimera_nb.notebook", "chimera_nb.plots"]),
     ("cli", ["chimera_nb.cli", "chimera_nb.demo", "chimera_nb.__main__", "chimera_nb"]),
 ]

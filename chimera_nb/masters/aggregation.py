@@ -12,6 +12,8 @@ data parallelism (model parallelism splits one model across workers).
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,7 @@ from ..algorithms import (
 from ..logs import status_logger
 from ..wire import FitResponse, ModelFitRequest, PredictRequest, PredictResponse, paths
 from .base import Master, Quorum
-from .client import Broadcast, PendingBroadcast, WorkerClient
+from .client import Broadcast, PendingBroadcast, SharedClient, WorkerClient
 from .estimator import HasMethods
 from .flowchart import Flowchart, chain
 
@@ -134,6 +136,9 @@ class AggregationMaster(Master):
     predict_path = paths.AGGREGATION_PREDICT
     flowcharts = (AGGREGATION_FIT, AGGREGATION_PREDICT)
 
+    #: Per event loop (REST server, notebook runtime): the client its predictions share.
+    _shared_clients: weakref.WeakKeyDictionary | None = None
+
     _parameter_constraints = {
         **Master._parameter_constraints,
         "combiner": [None, HasMethods("combine")],
@@ -230,7 +235,7 @@ class AggregationMaster(Master):
         and who answered."""
         self.events.publish(PREDICT, "B")
         request = self._checked_request(X)
-        async with self._client(self._endpoints) as client:
+        async with self._predict_client().use() as client:  # one pool for concurrent predicts
             pending = self._broadcast_predict(client, request)  # C
             replies = await self._wait_for_replies(pending, PREDICT)  # D, then E
         try:
@@ -245,6 +250,15 @@ class AggregationMaster(Master):
         self.events.publish(PREDICT, "I")
         self.events.publish(PREDICT, "J")
         return combined, replies
+
+    def _predict_client(self) -> SharedClient:
+        """The client the predictions running now on this event loop share."""
+        loop = asyncio.get_running_loop()
+        if self._shared_clients is None:
+            self._shared_clients = weakref.WeakKeyDictionary()
+        if loop not in self._shared_clients:
+            self._shared_clients[loop] = SharedClient(lambda: self._client(self._endpoints))
+        return self._shared_clients[loop]
 
     def _checked_request(self, X: Any) -> PredictRequest:
         """Fitted, and ``X`` has the training columns: a 422 naming wrong columns before any

@@ -23,6 +23,9 @@ client CPU per request of httpx's own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -51,7 +54,7 @@ from ..wire import (
 )
 from ..wire.encoding import BodyError
 
-__all__ = ["Broadcast", "PendingBroadcast", "WorkerClient"]
+__all__ = ["Broadcast", "PendingBroadcast", "SharedClient", "WorkerClient"]
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -92,6 +95,52 @@ class PendingBroadcast(Generic[T]):
             else:
                 outcome.failed[name] = str(error)
         return outcome
+
+
+#: At most this many connections per client (concurrent calls beyond it wait for one); each
+#: is kept alive between rounds for up to 5 minutes.
+_POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=300)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every client (workers reached by https): building one loads the
+    CA bundle, tens of milliseconds that a prediction should not pay each time."""
+    return httpx.create_ssl_context()
+
+
+class SharedClient:
+    """One open :class:`WorkerClient` for the actions that run at the same time on one event
+    loop (200 concurrent predictions share one pool of at most 64 connections instead of
+    opening one connection per worker each); closed when the last of them ends.
+
+    Parameters
+    ----------
+    make : callable
+        Builds the client when the first action starts.
+    """
+
+    def __init__(self, make: Callable[[], WorkerClient]) -> None:
+        self._make = make
+        self._client: WorkerClient | None = None
+        self._users = 0
+        self._lock = asyncio.Lock()  # opening and closing never overlap: one pool at a time
+
+    @contextlib.asynccontextmanager
+    async def use(self):
+        async with self._lock:
+            if self._client is None:
+                self._client = await self._make().__aenter__()
+            self._users += 1
+            client = self._client
+        try:
+            yield client
+        finally:
+            async with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    self._client = None
+                    await client.__aexit__(None, None, None)
 
 
 def _describe(error: Exception, timeout: float) -> tuple[str, str]:
@@ -166,7 +215,7 @@ class WorkerClient:
 
     async def __aenter__(self) -> WorkerClient:
         # aiohttp's session ignores proxy variables: workers are reached directly.
-        self._open = self._transport or AiohttpTransport(limits=httpx.Limits(keepalive_expiry=300))
+        self._open = self._transport or AiohttpTransport(verify=_tls_context(), limits=_POOL_LIMITS)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

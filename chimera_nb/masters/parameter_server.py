@@ -1,10 +1,8 @@
 """The parameter server of data parallelism: distributed (stochastic) gradient descent.
 
-Read it in this order: the flowchart (the seed's steps A-M), then :meth:`_fit` and
-:meth:`_run_rounds`, which call one named method per lettered step. The rule that turns the
-workers' gradients into one is an object (``aggregator``, :class:`WeightedMean` by default);
-everything around the rounds (the quorum, events, ``history_``, spans, REST) comes from
-:class:`~chimera_nb.masters.base.Master`.
+Read the flowchart (the seed's steps A-M), then :meth:`_fit` and :meth:`_run_rounds`, which
+call one named method per lettered step. The rule that turns the gradients into one is an
+object (``aggregator``); the rest (quorum, events, ``history_``, spans, REST) is the base's.
 """
 
 from __future__ import annotations
@@ -156,10 +154,9 @@ class ParameterServerMaster(FittedLinearModel, Master):
     The last round computes a gradient but makes no update (the flowchart checks
     convergence before updating), so its loss is the loss of the returned model.
 
-    One fit runs at a time (a second raises :class:`~chimera_nb.FitInProgressError`; REST
-    answers 409). A fit trains a new model and publishes it whole when it ends: ``predict``
-    and ``coef_`` during a refit answer from the last fitted model, and a fit that fails or
-    is cancelled leaves that model in place.
+    One fit at a time (a second raises ``FitInProgressError``; REST: 409). A fit publishes its
+    model whole when it ends: during a refit, ``predict`` and ``coef_`` answer from the last
+    fitted model, which a failed or cancelled fit leaves in place.
 
     Examples
     --------

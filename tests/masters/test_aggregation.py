@@ -182,3 +182,54 @@ def test_clone_gives_an_unfitted_master_with_the_same_parameters(tree_cluster):
     }
     assert isinstance(copy.combiner, FirstMember) and copy.combiner is not combiner
     assert repr(copy).endswith("[not fitted]") and repr(master).endswith("[fitted]")
+
+
+def test_concurrent_rest_predictions_share_one_connection_pool(
+    tree_cluster, wine_quality, serve_master
+):
+    # Prepare: 150 clients at once; each prediction asks all 3 workers
+    import asyncio
+    import threading
+    import time
+
+    import psutil
+
+    X, _ = wine_quality
+    body = predict_body(X.iloc[:3])
+    worker_ports = {int(url.rsplit(":", 1)[1]) for url in tree_cluster.endpoints.values()}
+    opened, sampling = set(), threading.Event()
+
+    def sample() -> None:  # connections from this process (the master) to the workers
+        while not sampling.is_set():
+            connections = psutil.Process().net_connections(kind="tcp")
+            to_workers = [
+                c
+                for c in connections
+                if c.raddr and c.raddr.port in worker_ports and c.status == psutil.CONN_ESTABLISHED
+            ]
+            opened.update((c.laddr.port, c.raddr.port) for c in to_workers)
+            time.sleep(0.002)
+
+    async def burst(url: str) -> list[int]:
+        limits = httpx.Limits(max_connections=200)
+        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+            answers = await asyncio.gather(
+                *(client.post(url + paths.AGGREGATION_PREDICT, json=body) for _ in range(150))
+            )
+        return [answer.status_code for answer in answers]
+
+    master = AggregationMaster(random_state=0).fit(tree_cluster)
+    with serve_master(master, tree_cluster) as server:
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            # Execute
+            statuses = asyncio.run(burst(server.url))
+        finally:
+            sampling.set()
+            sampler.join()
+
+    # Assert: every answer came, through fewer connections than there were predictions (each
+    # prediction with a client of its own opens one per worker: 450)
+    assert statuses == [200] * 150
+    assert 3 <= len(opened) <= 150
