@@ -10,7 +10,7 @@ a span per call in ``spans_``. A new algorithm is one more module here.
 """
 
 from .aggregation import AGGREGATION_FIT, AGGREGATION_PREDICT, AggregationMaster
-from .base import FitHandle, Master, Quorum
+from .base import Master, Quorum
 from .client import Broadcast, PendingBroadcast, WorkerClient
 from .endpoints import resolve_endpoints
 from .estimator import Estimator, HasMethods, Interval, Options
@@ -19,6 +19,7 @@ from .flowchart import Flowchart, chain
 from .history import RoundRecord
 from .linear_model import PARAMETER_SERVER_PREDICT
 from .parameter_server import PARAMETER_SERVER_FIT, ParameterServerMaster
+from .running import FitHandle, FitStarts, fit_starts
 
 __all__ = [
     "AGGREGATION_FIT",
@@ -30,6 +31,7 @@ __all__ = [
     "Estimator",
     "EventBus",
     "FitHandle",
+    "FitStarts",
     "Flowchart",
     "HasMethods",
     "Interval",
@@ -42,5 +44,6 @@ __all__ = [
     "StepEvent",
     "WorkerClient",
     "chain",
+    "fit_starts",
     "resolve_endpoints",
 ]

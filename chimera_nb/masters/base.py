@@ -20,7 +20,6 @@ lettered step) and ``_predict(request)``.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import socket
 import threading
@@ -49,8 +48,9 @@ from .estimator import Constraint, Estimator, Interval, Options
 from .events import EventBus
 from .flowchart import Flowchart
 from .history import RoundRecord
+from .running import FitHandle, fit_starts
 
-__all__ = ["FitHandle", "Master", "Quorum"]
+__all__ = ["Master", "Quorum"]
 
 #: Guards each master's "is a fit running?" check and claim (fits run on any event loop).
 _FIT_LOCK = threading.Lock()
@@ -68,40 +68,6 @@ def _setting(value: float | None, variable: str, default: float, kind: Callable 
         return kind(raw) if raw is not None else default
     except ValueError:
         raise ConfigurationError(f"{variable} must be a number, got {raw!r}") from None
-
-
-class FitHandle:
-    """A fit running in the background: ``done()``, ``result()``, ``stop()``, ``cancel()``."""
-
-    def __init__(self, future: concurrent.futures.Future, master: Master) -> None:
-        self._future = future
-        self.master = master
-
-    def done(self) -> bool:
-        """True once the fit ended: finished, failed or cancelled."""
-        return self._future.done()
-
-    def result(self, timeout: float | None = None) -> Master:
-        """Wait for the fit (at most ``timeout`` seconds) and return the fitted master;
-        re-raises what the fit raised."""
-        return self._future.result(timeout)
-
-    def stop(self) -> None:
-        """Finish after the current round and keep the model so far."""
-        self.master.stop()
-
-    def cancel(self) -> bool:
-        """Abandon the fit at once (the model is left as it was before)."""
-        return self._future.cancel()
-
-    def __repr__(self) -> str:
-        if not self._future.done():
-            rounds = len(getattr(self.master, "history_", []))
-            return f"FitHandle(running, {rounds} rounds so far)"
-        if self._future.cancelled():
-            return "FitHandle(cancelled)"
-        error = self._future.exception()
-        return f"FitHandle(failed: {error})" if error else "FitHandle(done)"
 
 
 class Master(Estimator):
@@ -186,6 +152,7 @@ class Master(Estimator):
         try:
             self._endpoints = endpoints  # where the fitted model lives (bagging predicts there)
             self._begin_fit()
+            fit_starts.publish(self, endpoints)
             status_logger.info("%s fit started on %d workers", self.role, len(endpoints))
             async with self._client(endpoints, **self._client_options()) as client:
                 await self._fit(client)

@@ -20,8 +20,9 @@ from .._exceptions import ClusterError
 from .._registry import ByName
 from .._sockets import listen
 from ..cluster import cluster_class, shard_workers
-from ..masters.base import FitHandle, Master
+from ..masters.base import Master
 from ..masters.rest import BackgroundServer
+from ..masters.running import FitHandle
 
 __all__ = ["FitHandle", "Lab"]
 

@@ -406,3 +406,22 @@ def test_rest_fit_while_a_python_fit_runs_answers_409(slow_wine_cluster, serve_m
     # Assert
     assert answer.status_code == 409
     assert "fitting already" in answer.json()["detail"]
+
+
+def test_every_fit_start_is_announced_with_its_master_and_workers(wine_cluster):
+    # Prepare
+    from chimera_nb.masters import fit_starts
+
+    seen = []
+    unsubscribe = fit_starts.subscribe(lambda master, endpoints: seen.append((master, endpoints)))
+    master = ParameterServerMaster("regressor", max_iter=2)
+
+    # Execute
+    try:
+        master.fit(wine_cluster)
+    finally:
+        unsubscribe()
+    master.fit(wine_cluster)  # after unsubscribing: not seen
+
+    # Assert
+    assert [(m, dict(e)) for m, e in seen] == [(master, wine_cluster.endpoints)]

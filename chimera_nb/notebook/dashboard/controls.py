@@ -15,7 +15,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ...masters.base import FitHandle
+from ...masters.running import FitHandle
 from .state import DashboardState
 
 __all__ = ["Controls"]
