@@ -18,6 +18,7 @@ from .events import EventBus, StepEvent
 from .flowchart import Flowchart, chain
 from .history import RoundRecord
 from .linear_model import PARAMETER_SERVER_PREDICT
+from .pacing import Pacer
 from .parameter_server import PARAMETER_SERVER_FIT, ParameterServerMaster
 from .running import FitHandle, FitStarts, fit_starts
 
@@ -37,6 +38,7 @@ __all__ = [
     "Interval",
     "Master",
     "Options",
+    "Pacer",
     "ParameterServerMaster",
     "PendingBroadcast",
     "Quorum",

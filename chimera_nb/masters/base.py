@@ -48,6 +48,7 @@ from .estimator import Constraint, Estimator, Interval, Options
 from .events import EventBus
 from .flowchart import Flowchart
 from .history import RoundRecord
+from .pacing import Pacer
 from .running import FitHandle, fit_starts
 
 __all__ = ["Master", "Quorum"]
@@ -99,6 +100,7 @@ class Master(Estimator):
     timeout: float | None = None
     max_retries: int | None = None
     _events: EventBus | None = None
+    _pacer: Pacer | None = None
     _stop_requested: bool = False  # set by stop(), from any thread; read between rounds
     _running_fit: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None
     _cancel_reason: str | None = None
@@ -111,6 +113,14 @@ class Master(Estimator):
         if self._events is None:
             self._events = EventBus()
         return self._events
+
+    @property
+    def pacer(self) -> Pacer:
+        """Slow motion for a lecture (see :class:`~chimera_nb.masters.pacing.Pacer`):
+        ``master.pacer.slow_motion(1.0)``, ``pause()``, ``step()``, ``full_speed()``."""
+        if self._pacer is None:
+            self._pacer = Pacer()
+        return self._pacer
 
     @property
     def max_rounds(self) -> int | None:
@@ -212,8 +222,11 @@ class Master(Estimator):
 
     def stop(self) -> None:
         """Ask a running fit to finish after the current round, keeping the model so far
-        (a notebook's stop button). Safe to call from any thread."""
+        (a notebook's stop button). Safe to call from any thread; a paused fit resumes to
+        end."""
         self._stop_requested = True
+        if self._pacer is not None:
+            self._pacer.full_speed()
 
     def predict(self, X: Any) -> np.ndarray:
         """Predict the rows of ``X`` (a DataFrame with the training columns, or an array)."""
@@ -235,6 +248,7 @@ class Master(Estimator):
             timeout=_setting(self.timeout, "CHIMERA_WORKERS_ENDPOINTS_TIMEOUT", 100.0),
             max_retries=_setting(self.max_retries, "CHIMERA_WORKERS_ENDPOINTS_MAX_RETRIES", 0, int),
             spans=self.spans_,
+            pacer=self._pacer,
             **options,
         )
 

@@ -53,6 +53,7 @@ from ..wire import (
     paths,
 )
 from ..wire.encoding import BodyError
+from .pacing import Pacer
 
 __all__ = ["Broadcast", "PendingBroadcast", "SharedClient", "WorkerClient"]
 
@@ -143,6 +144,13 @@ class SharedClient:
                     await client.__aexit__(None, None, None)
 
 
+async def _after(gate: asyncio.Future, call: Awaitable[T]) -> T:
+    """``call``, once ``gate`` is done (every worker of a paced broadcast waits for one gate;
+    cancelling the broadcast cancels the gate with it)."""
+    await gate
+    return await call
+
+
 def _describe(error: Exception, timeout: float) -> tuple[str, str]:
     """(reason for a person, status word for the time log) of a failed call."""
     if isinstance(error, (asyncio.TimeoutError, httpx.TimeoutException)) and not isinstance(
@@ -182,6 +190,8 @@ class WorkerClient:
     spans : SpanLog, optional
         Where each attempt's span goes (a master passes its ``spans_``); by default a log
         of this client's own, :attr:`spans`.
+    pacer : Pacer, optional
+        Asked before every broadcast, for slow motion (see :mod:`.pacing`).
 
     Notes
     -----
@@ -201,8 +211,10 @@ class WorkerClient:
         transport: httpx.AsyncBaseTransport | None = None,
         token: str | None = None,
         spans: SpanLog | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.spans = spans if spans is not None else SpanLog()
+        self.pacer = pacer
         self.token = token if token is not None else getattr(endpoints, "token", None)
         self._auth = bearer_header(self.token)
         self.endpoints = dict(endpoints)
@@ -311,12 +323,17 @@ class WorkerClient:
 
         ``workers`` is a list of names (``endpoint(name, **options)`` for each), or a
         mapping name -> request (``endpoint(name, request, **options)``: each worker gets
-        its own). Returns at once; ``await (...).wait()`` for the outcome.
+        its own). Returns at once; ``await (...).wait()`` for the outcome. A broadcast of a
+        round (``round_number=...``) first waits for the :attr:`pacer`, if one is active.
         """
         if isinstance(workers, Mapping):
             calls = {name: endpoint(name, request, **options) for name, request in workers.items()}
         else:
             calls = {name: endpoint(name, **options) for name in workers}
+        paced = self.pacer is not None and self.pacer.active
+        if paced and options.get("round_number") is not None:  # slow motion: hold a round
+            gate = asyncio.ensure_future(self.pacer.before_round())
+            calls = {name: _after(gate, call) for name, call in calls.items()}
         return PendingBroadcast({name: asyncio.ensure_future(call) for name, call in calls.items()})
 
     # -- the endpoints ----------------------------------------------------------------------

@@ -425,3 +425,54 @@ def test_every_fit_start_is_announced_with_its_master_and_workers(wine_cluster):
 
     # Assert
     assert [(m, dict(e)) for m, e in seen] == [(master, wine_cluster.endpoints)]
+
+
+def fit_step_starts(master) -> dict[int, float]:
+    """When each round's first fit-step call was sent."""
+    starts: dict[int, float] = {}
+    for span in master.spans_:
+        if span.endpoint == paths.SGD_FIT_STEP:
+            starts.setdefault(span.round_number, span.start)
+    return starts
+
+
+def test_slow_motion_spaces_the_rounds_and_full_speed_lifts_it(wine_cluster):
+    # Prepare
+    master = ParameterServerMaster("regressor", max_iter=3, tol=0.0)
+    master.pacer.slow_motion(0.25)
+
+    # Execute
+    master.fit(wine_cluster)
+    slow = fit_step_starts(master)
+    master.pacer.full_speed()
+    master.fit(wine_cluster)
+    fast = fit_step_starts(master)
+
+    # Assert
+    assert all(slow[r + 1] - slow[r] >= 0.24 for r in range(1, 4))
+    assert fast[4] - fast[1] < 0.5
+    assert repr(master.pacer) == "Pacer(full speed)"
+
+
+def test_a_paused_fit_runs_one_round_per_step_and_stop_ends_it(wine_cluster):
+    # Prepare
+    master = ParameterServerMaster("regressor", max_iter=1000, tol=0.0)
+    master.pacer.pause()
+    running = master.fit(wine_cluster, wait=False)
+    wait_until(lambda: master.fitting)
+    time.sleep(0.3)
+    before = len(fit_step_starts(master))
+
+    # Execute
+    master.pacer.step()
+    wait_until(lambda: len(fit_step_starts(master)) == 1)
+    master.pacer.step()
+    wait_until(lambda: len(fit_step_starts(master)) == 2)
+    time.sleep(0.2)
+    after_two_steps = len(fit_step_starts(master))
+    master.stop()
+    running.result(timeout=30)
+
+    # Assert
+    assert (before, after_two_steps) == (0, 2)
+    assert len(master.history_) <= 4
