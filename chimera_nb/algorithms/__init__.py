@@ -18,11 +18,13 @@ from .gradient_descent import GradientDescentResult, gradient_descent, update_st
 from .linear import decision_function, loss_for, n_outputs, predict_proba
 from .losses import LossAndGradient, l2_penalty, logistic_loss, softmax_loss, squared_loss
 from .preprocessing import ColumnStatistics, Standardizer
+from .rounds import FirstK, RoundPolicy, WaitForAll
 from .schedules import Constant, InverseScaling, LearningRateSchedule, make_schedule
 from .sharding import contiguous_shards, hash_shards, random_shards, range_shards, split
 
 __all__ = [
     "ColumnStatistics",
+    "FirstK",
     "Combined",
     "Constant",
     "Gradient",
@@ -34,9 +36,11 @@ __all__ = [
     "MeanPrediction",
     "MemberPrediction",
     "PredictionCombiner",
+    "RoundPolicy",
     "ShardGradient",
     "SoftVote",
     "Standardizer",
+    "WaitForAll",
     "WeightedMean",
     "contiguous_shards",
     "decision_function",

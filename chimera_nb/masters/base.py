@@ -36,6 +36,7 @@ from .._exceptions import (
     FitInProgressError,
     NotFittedError,
     QuorumError,
+    WorkerError,
 )
 from .._types import Endpoints
 from ..logs import status_logger
@@ -256,6 +257,18 @@ class Master(Estimator):
         """Options of this master's client (a subclass may pick its wire ``encoding``)."""
         return {}
 
+    async def _ask_in_turn(self, endpoint: Callable, names: list[str]) -> Any:
+        """The answer of the first worker that answers ``endpoint``, asking them one after
+        the other; a WorkerError listing every failure if none does."""
+        failures = {}
+        for name in names:
+            try:
+                answer, _ = await endpoint(name)
+                return answer
+            except WorkerError as error:
+                failures[name] = str(error)
+        raise WorkerError(f"no worker answered {endpoint.__name__}: {failures}")
+
     def _required(self, n_workers: int) -> int:
         """How many workers must answer for a step to count."""
         if self.quorum is None:
@@ -286,6 +299,7 @@ class Master(Estimator):
             outcome.answered,
             dict(outcome.failed),
             dict(outcome.latency_ms),
+            cancelled=dict(outcome.cancelled),
             **fields,
         )
         self.history_.append(record)

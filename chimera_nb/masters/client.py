@@ -37,6 +37,7 @@ from pydantic import BaseModel, ValidationError
 
 from .._exceptions import WorkerError
 from .._types import Endpoints
+from ..algorithms.rounds import RoundPolicy
 from ..auth import bearer_header
 from ..spans import Span, SpanLog
 from ..wire import (
@@ -68,6 +69,7 @@ class Broadcast(Generic[T]):
     results: dict[str, T] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # worker -> why
     latency_ms: dict[str, float] = field(default_factory=dict)
+    cancelled: dict[str, str] = field(default_factory=dict)  # not waited for, and why
 
     @property
     def answered(self) -> list[str]:
@@ -81,21 +83,51 @@ class PendingBroadcast(Generic[T]):
     def __init__(self, tasks: dict[str, asyncio.Task]) -> None:
         self._tasks = tasks
 
-    async def wait(self) -> Broadcast[T]:
-        outcome: Broadcast[T] = Broadcast()
+    async def wait(self, policy: RoundPolicy | None = None) -> Broadcast[T]:
+        """Every reply and failure; with a ``policy``, only until it closes the round (the
+        calls still running are cancelled and listed in ``cancelled``)."""
+        started, running = time.monotonic(), set(self._tasks.values())
         try:
-            await asyncio.wait(self._tasks.values())
+            while running and not self._closes(policy, time.monotonic() - started):
+                timeout = None
+                if policy is not None and policy.deadline is not None:
+                    timeout = max(0.0, policy.deadline - (time.monotonic() - started))
+                done, running = await asyncio.wait(
+                    running, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done and timeout is not None:
+                    break  # the deadline passed: the policy closes with what came
         except asyncio.CancelledError:  # the fit was abandoned: so are its calls
-            for task in self._tasks.values():
+            for task in running:
                 task.cancel()
             raise
-        for name, task in self._tasks.items():
-            error = task.exception()
-            if error is None:
+        for task in running:  # the round closed without them
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
+        return self._outcome(policy)
+
+    def _closes(self, policy: RoundPolicy | None, elapsed: float) -> bool:
+        if policy is None:
+            return False
+        answered = [n for n, t in self._tasks.items() if t.done() and _succeeded(t)]
+        failed = {n: "" for n, t in self._tasks.items() if t.done() and not _succeeded(t)}
+        return policy.closes(answered, failed, len(self._tasks), elapsed)
+
+    def _outcome(self, policy: RoundPolicy | None) -> Broadcast[T]:
+        outcome: Broadcast[T] = Broadcast()
+        for name, task in self._tasks.items():  # in the order the workers were asked
+            if task.cancelled():
+                outcome.cancelled[name] = f"not waited for: {policy!r} closed the round"
+            elif task.exception() is None:
                 outcome.results[name], outcome.latency_ms[name] = task.result()
             else:
-                outcome.failed[name] = str(error)
+                outcome.failed[name] = str(task.exception())
         return outcome
+
+
+def _succeeded(task: asyncio.Task) -> bool:
+    return not task.cancelled() and task.exception() is None
 
 
 #: At most this many connections per client (concurrent calls beyond it wait for one); each

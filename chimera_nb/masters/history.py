@@ -34,6 +34,9 @@ class RoundRecord:
         The training loss the round measured, if the algorithm has one.
     learning_rate, update_norm : float or None
         The step size used and the size of the step taken.
+    cancelled : dict of str to str
+        Worker -> why the round closed without it (backup workers: the slowest are not
+        waited for); its answer, had it come, is not in the round.
     action : str
         Which master action the record belongs to: "fit" or "predict".
     extra : dict
@@ -48,6 +51,7 @@ class RoundRecord:
     loss: float | None = None
     learning_rate: float | None = None
     update_norm: float | None = None
+    cancelled: dict[str, str] = field(default_factory=dict)
     action: str = "fit"
     extra: dict[str, Any] = field(default_factory=dict)
 

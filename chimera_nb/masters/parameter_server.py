@@ -16,6 +16,7 @@ from .._types import ModelType
 from ..algorithms import (
     Gradient,
     GradientAggregator,
+    RoundPolicy,
     ShardGradient,
     WeightedMean,
     l2_penalty,
@@ -118,6 +119,9 @@ class ParameterServerMaster(FittedLinearModel, Master):
         ``CHIMERA_WORKERS_ENDPOINTS_MAX_RETRIES`` (0).
     aggregator : GradientAggregator, optional
         The rule that combines the workers' gradients; default :class:`WeightedMean`.
+    round_policy : RoundPolicy, optional
+        When a round may close: default :class:`~chimera_nb.algorithms.WaitForAll` (BSP);
+        ``FirstK(k)`` closes after the first k replies (the rest are backup workers).
     random_state : int or None
         Seeds the mini-batches (one seed per worker, kept in ``worker_seeds_``).
 
@@ -186,6 +190,7 @@ class ParameterServerMaster(FittedLinearModel, Master):
         timeout: float | None = None,
         max_retries: int | None = None,
         aggregator: GradientAggregator | None = None,
+        round_policy: RoundPolicy | None = None,
         random_state: int | None = None,
     ) -> None:
         self.model_type = model_type
@@ -201,6 +206,7 @@ class ParameterServerMaster(FittedLinearModel, Master):
         self.timeout = timeout
         self.max_retries = max_retries
         self.aggregator = aggregator
+        self.round_policy = round_policy
         self.random_state = random_state
 
     _parameter_constraints = {
@@ -215,6 +221,7 @@ class ParameterServerMaster(FittedLinearModel, Master):
         "batch_size": [None, Interval(int, 1, None, closed="left")],
         "encoding": [Options("json", "binary")],
         "aggregator": [None, HasMethods("aggregate")],
+        "round_policy": [None, HasMethods("closes")],
     }
 
     @property
@@ -262,7 +269,7 @@ class ParameterServerMaster(FittedLinearModel, Master):
         zero weights."""
         self.events.publish(FIT, "C")
         names = list(client.endpoints)
-        sample = await self._request_data_sample(client, names)
+        sample = await self._ask_in_turn(client.request_data_sample, names)  # the seed's way
         statistics = await client.broadcast(client.statistics, names).wait()
         self._check_quorum(statistics, len(names), "the statistics request")
         for name, answer in statistics.results.items():
@@ -285,16 +292,6 @@ class ParameterServerMaster(FittedLinearModel, Master):
         self.worker_seeds_ = dict(zip(names, seeds.tolist()))
         self.loss_curve_: list[float] = []
         self.n_iter_, self.converged_ = 0, False
-
-    async def _request_data_sample(self, client: WorkerClient, names: list[str]):
-        failures = {}
-        for name in names:  # sequentially, as the seed does
-            try:
-                sample, _ = await client.request_data_sample(name)
-                return sample
-            except WorkerError as error:
-                failures[name] = str(error)
-        raise WorkerError(f"no worker answered request-data-sample: {failures}")
 
     def _broadcast_fit_step(self, client: WorkerClient, round_number: int) -> PendingBroadcast:
         """Step D: send every worker the current weights, in raw units (each with its own
@@ -325,10 +322,9 @@ class ParameterServerMaster(FittedLinearModel, Master):
         """Step E: each worker answers, times out or runs out of retries; then F asks whether
         enough of them answered."""
         self.events.publish(FIT, "E", round_number)
-        replies = await pending.wait()
-        self.events.publish(
-            FIT, "F", round_number, answered=replies.answered, failed=replies.failed
-        )
+        replies = await pending.wait(self.round_policy)
+        detail = {"answered": replies.answered, "failed": replies.failed}
+        self.events.publish(FIT, "F", round_number, cancelled=replies.cancelled, **detail)
         return replies
 
     def _gather_gradients(self, replies: Broadcast, round_number: int) -> dict[str, ShardGradient]:

@@ -476,3 +476,51 @@ def test_a_paused_fit_runs_one_round_per_step_and_stop_ends_it(wine_cluster):
     # Assert
     assert (before, after_two_steps) == (0, 2)
     assert len(master.history_) <= 4
+
+
+@pytest.fixture(scope="module")
+def four_workers(wine_quality):
+    X, y = wine_quality
+    with LocalCluster.from_shards(SGDWorker("regressor"), X, y, n_workers=4, name="four") as c:
+        yield c
+
+
+def test_backup_workers_close_each_round_without_the_straggler(four_workers):
+    # Prepare: worker4 answers 300 ms late; the rule waits for the first 3 replies
+    from chimera_nb.algorithms import FirstK
+
+    four_workers.slow("worker4", 0.3)
+    master = ParameterServerMaster("regressor", max_iter=5, tol=0.0, round_policy=FirstK(3))
+    try:
+        # Execute
+        started = time.monotonic()
+        master.fit(four_workers)
+        elapsed = time.monotonic() - started
+    finally:
+        four_workers.slow("worker4", 0)
+
+    # Assert: every round used the three fast shards only, and none waited for worker4
+    for record in master.history_:
+        assert record.answered == ["worker1", "worker2", "worker3"]
+        assert set(record.cancelled) == {"worker4"} and "FirstK(3)" in record.cancelled["worker4"]
+        assert set(record.n_samples) == {"worker1", "worker2", "worker3"}
+    assert elapsed < 6 * 0.3
+
+
+def test_a_deadline_closes_the_round_with_the_replies_that_came(four_workers):
+    # Prepare
+    from chimera_nb.algorithms import FirstK
+
+    four_workers.slow("worker2", 0.5)
+    master = ParameterServerMaster(
+        "regressor", max_iter=2, tol=0.0, round_policy=FirstK(4, deadline=0.15)
+    )
+    try:
+        # Execute
+        master.fit(four_workers)
+    finally:
+        four_workers.slow("worker2", 0)
+
+    # Assert
+    assert all(record.answered == ["worker1", "worker3", "worker4"] for record in master.history_)
+    assert all(set(record.cancelled) == {"worker2"} for record in master.history_)
