@@ -11,7 +11,8 @@ a span per call in ``spans_``. A new algorithm is one more module here.
 
 from .aggregation import AGGREGATION_FIT, AGGREGATION_PREDICT, AggregationMaster
 from .base import Master, Quorum
-from .client import Broadcast, PendingBroadcast, WorkerClient
+from .broadcast import Broadcast, PendingBroadcast
+from .client import SharedClient, WorkerClient
 from .endpoints import resolve_endpoints
 from .estimator import Estimator, HasMethods, Interval, Options
 from .events import EventBus, StepEvent
@@ -43,6 +44,7 @@ __all__ = [
     "PendingBroadcast",
     "Quorum",
     "RoundRecord",
+    "SharedClient",
     "StepEvent",
     "WorkerClient",
     "chain",

@@ -31,7 +31,8 @@ from ..algorithms import (
 from ..logs import status_logger
 from ..wire import FitResponse, ModelFitRequest, PredictRequest, PredictResponse, paths
 from .base import Master, Quorum
-from .client import Broadcast, PendingBroadcast, SharedClient, WorkerClient
+from .broadcast import Broadcast, PendingBroadcast
+from .client import SharedClient, WorkerClient
 from .estimator import HasMethods
 from .flowchart import Flowchart, chain
 

@@ -43,7 +43,8 @@ from ..logs import status_logger
 from ..spans import SpanLog
 from ..wire import PredictRequest
 from ..wire.server import run_server
-from .client import Broadcast, WorkerClient
+from .broadcast import Broadcast
+from .client import WorkerClient
 from .endpoints import resolve_endpoints
 from .estimator import Constraint, Estimator, Interval, Options
 from .events import EventBus

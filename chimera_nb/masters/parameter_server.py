@@ -26,7 +26,8 @@ from ..algorithms import (
 )
 from ..wire import Encoding, FitResponse, FitStep, paths
 from .base import Master, Quorum
-from .client import Broadcast, PendingBroadcast, WorkerClient
+from .broadcast import Broadcast, PendingBroadcast
+from .client import WorkerClient
 from .estimator import HasMethods, Interval, Options
 from .flowchart import Flowchart, chain
 from .history import all_failures

@@ -15,8 +15,15 @@ from typing import Any
 import numpy as np
 
 from chimera_nb.algorithms import Gradient, ShardGradient
-from chimera_nb.masters import Flowchart, Interval, Master, chain
-from chimera_nb.masters.client import Broadcast, PendingBroadcast, WorkerClient
+from chimera_nb.masters import (
+    Broadcast,
+    Flowchart,
+    Interval,
+    Master,
+    PendingBroadcast,
+    WorkerClient,
+    chain,
+)
 from chimera_nb.masters.history import all_failures
 from chimera_nb.wire import FitResponse, FitStep, PredictRequest, PredictResponse
 

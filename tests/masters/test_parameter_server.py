@@ -267,6 +267,7 @@ def test_clone_gives_an_unfitted_master_with_every_parameter_kept(wine_cluster):
         "timeout": 9.0,
         "max_retries": 2,
         "aggregator": WeightedMean(),
+        "round_policy": None,
         "random_state": 5,
     }
     master = ParameterServerMaster("regressor", **parameters).fit(wine_cluster)
