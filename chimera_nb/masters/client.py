@@ -14,10 +14,11 @@ Every attempt leaves a :class:`~chimera_nb.spans.Span` (worker, endpoint, round,
 bytes each way, status) in the master's span log, which also writes ``chimera_time.log``; the
 latency a :class:`Broadcast` reports is its successful span's, so nothing is measured twice.
 
-One transport is opened per master action and reused for every call of it, so a 1,000-round
-fit keeps one keep-alive connection per worker. Requests are httpx's ``Request`` and
-``Response``; the transport is aiohttp's (``httpx-aiohttp``), which costs about half the
-client CPU per request of httpx's own.
+One aiohttp session is opened per master action and reused for every call of it, so a
+1,000-round fit keeps one keep-alive connection per worker. The client speaks aiohttp
+directly: httpx's client layers (cookies, redirects, URL merging, its request and response
+models) cost more master CPU per call than the exchange itself, and a worker needs none of
+them.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-import httpx
-from httpx_aiohttp import AiohttpTransport
+import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from .._exceptions import WorkerError
@@ -63,14 +64,14 @@ M = TypeVar("M", bound=BaseModel)
 
 #: At most this many connections per client (concurrent calls beyond it wait for one); each
 #: is kept alive between rounds for up to 5 minutes.
-_POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=300)
+_POOL_SIZE, _KEEPALIVE = 64, 300.0
 
 
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """One TLS context for every client (workers reached by https): building one loads the
     CA bundle, tens of milliseconds that a prediction should not pay each time."""
-    return httpx.create_ssl_context()
+    return ssl.create_default_context()
 
 
 class SharedClient:
@@ -109,18 +110,33 @@ class SharedClient:
 
 def _describe(error: Exception, timeout: float) -> tuple[str, str]:
     """(reason for a person, status word for the time log) of a failed call."""
-    if isinstance(error, (asyncio.TimeoutError, httpx.TimeoutException)) and not isinstance(
-        error, httpx.ConnectTimeout
-    ):
+    if isinstance(error, asyncio.TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
         return f"timed out after {timeout:g} s", "timeout"
-    text = f"{error} {error.__cause__ or ''}"
-    if "Connect call failed" in text or "refused" in text.lower():
+    cause = getattr(error, "os_error", None) or error
+    if isinstance(cause, ConnectionRefusedError) or "Connect call failed" in str(error):
         return "connection refused", "refused"
-    if "disconnect" in text.lower() or isinstance(error, httpx.RemoteProtocolError):
+    if isinstance(error, aiohttp.ServerDisconnectedError):
         return "disconnected before answering", "disconnected"
-    if isinstance(error, httpx.ConnectTimeout):  # aiohttp maps a dropped connection here too
-        return f"connection lost ({error})", "disconnected"
+    if isinstance(cause, (ConnectionResetError, BrokenPipeError)) or isinstance(
+        error, aiohttp.ClientPayloadError
+    ):
+        return f"connection lost ({cause})", "disconnected"
     return f"{type(error).__name__}: {error}", "error"
+
+
+class Reply(NamedTuple):
+    """A worker's answer: its status, headers and whole body."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    def detail(self) -> str:
+        """The ``detail`` of an error body, else its first 200 characters."""
+        try:
+            return str(json.loads(self.content)["detail"])
+        except (ValueError, KeyError, TypeError):
+            return self.content[:200].decode("utf-8", "replace") or f"status {self.status}"
 
 
 class WorkerClient:
@@ -136,9 +152,6 @@ class WorkerClient:
         is the request's fault and is not retried).
     encoding : {"json", "binary"}
         How fit-step vectors travel (see :mod:`chimera_nb.wire.encoding`).
-    transport : httpx.AsyncBaseTransport, optional
-        Where requests go; default aiohttp's connection pool. Tests of error paths that
-        cannot be provoked for real may pass ``httpx.ASGITransport(app)``.
     token : str, optional
         The workers' shared token, sent as ``Authorization: Bearer <token>`` with every
         call (see :mod:`chimera_nb.auth`). By default ``endpoints.token`` when the endpoints
@@ -148,13 +161,6 @@ class WorkerClient:
         of this client's own, :attr:`spans`.
     pacer : Pacer, optional
         Asked before every broadcast, for slow motion (see :mod:`.pacing`).
-
-    Notes
-    -----
-    Requests go straight to the transport, with URLs parsed once per worker: the client
-    layers of ``httpx.AsyncClient`` (cookies, redirects, auth, URL merging) cost more CPU
-    per call than the transport itself, and a worker needs none of them. Measured here,
-    4 workers, d = 10: 4.6 ms of master CPU per round through ``AsyncClient``.
     """
 
     def __init__(
@@ -164,7 +170,6 @@ class WorkerClient:
         timeout: float = 100.0,
         max_retries: int = 0,
         encoding: Encoding = "json",
-        transport: httpx.AsyncBaseTransport | None = None,
         token: str | None = None,
         spans: SpanLog | None = None,
         pacer: Pacer | None = None,
@@ -177,42 +182,38 @@ class WorkerClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.encoding = encoding
-        self._transport = transport
-        self._urls: dict[tuple[str, str], httpx.URL] = {}
-        self._open: httpx.AsyncBaseTransport | None = None
+        self._base_urls = {name: url.rstrip("/") for name, url in self.endpoints.items()}
+        self._request_timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> WorkerClient:
-        # aiohttp's session ignores proxy variables: workers are reached directly.
-        self._open = self._transport or AiohttpTransport(verify=_tls_context(), limits=_POOL_LIMITS)
+        # trust_env=False (aiohttp's default): proxy variables never catch the workers.
+        connector = aiohttp.TCPConnector(
+            limit=_POOL_SIZE, keepalive_timeout=_KEEPALIVE, ssl=_tls_context()
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, skip_auto_headers=("User-Agent",)
+        )
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._open is not None:
-            await self._open.aclose()
-            self._open = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def _send(
-        self, method: str, name: str, path: str, body: bytes, headers: dict
-    ) -> httpx.Response:
-        """One HTTP exchange with a worker; the body is read before returning."""
-        assert self._open is not None, "use WorkerClient inside 'async with'"
-        url = self._urls.get((name, path))
-        if url is None:
-            url = self._urls[(name, path)] = httpx.URL(self.endpoints[name] + path)
-        seconds = {"connect": self.timeout, "read": self.timeout, "pool": self.timeout}
-        request = httpx.Request(
+        self, method: str, name: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> Reply:
+        """One HTTP exchange with a worker, its body read."""
+        assert self._session is not None, "use WorkerClient inside 'async with'"
+        async with self._session.request(
             method,
-            url,
-            content=body,
+            self._base_urls[name] + path,
+            data=body or None,
             headers={**headers, **self._auth} if self._auth else headers,
-            extensions={"timeout": seconds},
-        )
-        response = await self._open.handle_async_request(request)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
+            timeout=self._request_timeout,
+        ) as response:
+            return Reply(response.status, response.headers, await response.read())
 
     # -- one call, with timeout, retries and the time log -----------------------------------
 
@@ -221,7 +222,7 @@ class WorkerClient:
         name: str,
         method: str,
         path: str,
-        parse: Callable[[httpx.Response], T],
+        parse: Callable[[Reply], T],
         *,
         round_number: int | None = None,
         body: bytes = b"",
@@ -231,15 +232,13 @@ class WorkerClient:
         reason = ""
         for attempt in range(1, self.max_retries + 2):
             started, clock = time.time(), time.perf_counter()
-            response: httpx.Response | None = None
+            reply: Reply | None = None
             try:
-                response = await asyncio.wait_for(
-                    self._send(method, name, path, body, headers or {}), self.timeout
-                )
-            except (httpx.HTTPError, asyncio.TimeoutError, OSError) as error:
+                reply = await self._send(method, name, path, body, headers or {})
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
                 reason, status = _describe(error, self.timeout)
             else:
-                status = str(response.status_code)
+                status = str(reply.status)
             span = Span(
                 worker=name,
                 endpoint=path,
@@ -249,20 +248,20 @@ class WorkerClient:
                 round_number=round_number,
                 attempt=attempt,
                 bytes_sent=len(body),
-                bytes_received=0 if response is None else len(response.content),
-                worker_url=self.endpoints[name].rstrip("/"),
+                bytes_received=0 if reply is None else len(reply.content),
+                worker_url=self._base_urls[name],
             )
             self.spans.record(span)
-            if response is not None:
-                if response.is_success:
+            if reply is not None:
+                if 200 <= reply.status < 300:
                     try:
-                        return parse(response), span.latency_ms
+                        return parse(reply), span.latency_ms
                     except (ValidationError, BodyError, ValueError) as error:
                         raise WorkerError(
                             f"answered {path} with an unreadable body: {error}"
                         ) from None
-                reason = f"answered HTTP {response.status_code}: {_detail(response)}"
-                if response.status_code < 500:
+                reason = f"answered HTTP {reply.status}: {reply.detail()}"
+                if reply.status < 500:
                     break
             if attempt <= self.max_retries:
                 await asyncio.sleep(min(0.05 * 2 ** (attempt - 1), 1.0))
@@ -313,7 +312,7 @@ class WorkerClient:
             name,
             "POST",
             paths.SGD_FIT_STEP,
-            lambda response: FitStepResult.decode(response.content, response.headers),
+            lambda reply: FitStepResult.decode(reply.content, reply.headers),
             round_number=round_number,
             body=body,
             headers=headers,
@@ -352,13 +351,5 @@ def _json(body: BaseModel) -> dict[str, Any]:
     }
 
 
-def _model(model: type[M]) -> Callable[[httpx.Response], M]:
-    return lambda response: model.model_validate_json(response.content)
-
-
-def _detail(response: httpx.Response) -> str:
-    """The ``detail`` of an error body, else its first 200 characters."""
-    try:
-        return str(response.json()["detail"])
-    except (ValueError, KeyError, TypeError):
-        return response.text[:200] or response.reason_phrase
+def _model(model: type[M]) -> Callable[[Reply], M]:
+    return lambda reply: model.model_validate_json(reply.content)
