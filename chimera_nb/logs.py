@@ -6,10 +6,12 @@
   :mod:`chimera_nb.spans`), written through the ``chimera_time`` logger as ``key=value``
   pairs that :func:`read_time_log` parses::
 
-      2026-11-21T22:41:03.123 worker=worker1 endpoint=/v1/chimera/sgd/fit-step latency_ms=1.204 status=200 round=7 attempt=1 bytes_sent=96 bytes_received=120
+      2026-11-21T22:41:03.123 INFO worker=worker1 endpoint=/v1/chimera/sgd/fit-step latency_ms=1.204 status=200 round=7 attempt=1 bytes_sent=96 bytes_received=120 url=http://127.0.0.1:5001
 
   ``status`` is the HTTP status code, or what went wrong when there was none (``timeout``,
-  ``refused``, ``disconnected``, ``error``).
+  ``refused``, ``disconnected``, ``error``); ``url`` is the worker's base URL. A master's own
+  fit and predict requests get a line too (the seed's *master endpoint latency*), with
+  ``worker=master`` and the master's URL (:func:`log_master_request`).
 
 Files are attached to a directory with :func:`attach_log_files` (a cluster attaches its run
 directory; :func:`chimera_nb.run` attaches the project directory).
@@ -25,9 +27,11 @@ from pathlib import Path
 import pandas as pd
 
 __all__ = [
+    "MASTER",
     "STATUS_LOG",
     "TIME_LOG",
     "attach_log_files",
+    "log_master_request",
     "log_worker_call",
     "read_time_log",
     "status_logger",
@@ -36,6 +40,8 @@ __all__ = [
 
 STATUS_LOG = "chimera_status.log"
 TIME_LOG = "chimera_time.log"
+#: The ``worker`` of a time-log line that times a master's own endpoint.
+MASTER = "master"
 
 status_logger = logging.getLogger("chimera_status")
 time_logger = logging.getLogger("chimera_time")
@@ -119,11 +125,12 @@ def log_worker_call(
     bytes_sent: int = 0,
     bytes_received: int = 0,
 ) -> None:
-    """One line of ``chimera_time.log``; ``url`` (the worker's base URL) picks the files."""
+    """One line of ``chimera_time.log``; ``url`` (the worker's base URL) ends the line and
+    picks the files."""
     if time_logger.handlers:  # formatting costs time on the hot path; skip it when unused
         time_logger.info(
             "worker=%s endpoint=%s latency_ms=%.3f status=%s round=%s attempt=%d "
-            "bytes_sent=%d bytes_received=%d",
+            "bytes_sent=%d bytes_received=%d%s",
             worker,
             endpoint,
             latency_ms,
@@ -132,8 +139,17 @@ def log_worker_call(
             attempt,
             bytes_sent,
             bytes_received,
+            f" url={url}" if url else "",
             extra={"worker_url": url},
         )
+
+
+def log_master_request(
+    endpoint: str, latency_ms: float, status: int, url: str | None = None
+) -> None:
+    """The line of ``chimera_time.log`` for a request a master answered (the seed's *master
+    endpoint latency*): ``worker=master``, no round, ``url`` the master's base URL."""
+    log_worker_call(MASTER, endpoint, latency_ms, status, url=url)
 
 
 def read_time_log(path: str | Path) -> pd.DataFrame:

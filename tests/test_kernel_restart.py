@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 
+import httpx
 import nbformat
 import psutil
 import pytest
 from jupyter_client import KernelManager
 from nbclient import NotebookClient
 
+from chimera_nb.wire import paths
 from tests.conftest import REPO_ROOT, SHARED
 
 START_LAB = """\
@@ -135,6 +138,52 @@ def test_a_kernel_killed_alone_takes_its_workers_with_it(kernel):
     os.kill(manager.provisioner.process.pid, signal.SIGKILL)
     # Assert
     assert not still_running(pids["children"], timeout=5.0)
+
+
+LONG_LAB = """\
+import json, psutil
+from chimera_nb import Lab, ParameterServerMaster, SGDWorker
+from chimera_nb.datasets import load_sklearn_dataset
+
+X, y = load_sklearn_dataset("diabetes", return_X_y=True)
+lab = Lab.from_shards(
+    SGDWorker("regressor"), X, y, n_workers=3, name="long",
+    master=ParameterServerMaster("regressor", max_iter=1_000_000, tol=0.0),
+).start()
+print(json.dumps({
+    "url": lab.master_url,
+    "children": sorted(p.pid for p in psutil.Process().children(recursive=True)),
+}))
+"""
+
+
+def test_shutting_down_a_kernel_mid_fit_cancels_the_fit_and_exits_within_seconds(kernel):
+    """The lab's close (at exit) cancels the fit first: a fit asked for over REST would
+    otherwise hold the master's server, and the kernel's exit, until it ends."""
+    # Prepare
+    manager, client = kernel
+    lab = json.loads(run_code(client, LONG_LAB).strip().splitlines()[-1])
+    answers = []
+    fit = threading.Thread(
+        target=lambda: answers.append(
+            httpx.post(lab["url"] + paths.PARAMETER_SERVER_FIT, timeout=60)
+        )
+    )
+    fit.start()
+    deadline = time.monotonic() + 30
+    while int(run_code(client, "print(len(getattr(lab.master, 'history_', [])))")) < 3:
+        assert time.monotonic() < deadline, "the fit did not start"
+        time.sleep(0.05)
+    # Execute
+    started = time.monotonic()
+    manager.shutdown_kernel(now=False)
+    elapsed = time.monotonic() - started
+    fit.join(timeout=10)
+    # Assert
+    assert elapsed < 4.0  # jupyter_client sends SIGTERM after 2.5 s: then no 503 below
+    assert answers[0].status_code == 503
+    assert answers[0].json()["detail"] == "the fit was stopped: lab 'long' closed"
+    assert not still_running(lab["children"], timeout=1.0)
 
 
 WORKER_PIDS = """\

@@ -37,7 +37,7 @@ from chimera_nb import ParameterServerMaster
 os.environ["CHIMERA_WORKERS_NODES_NAMES"] = {names!r}
 os.environ["CHIMERA_WORKERS_MAPPED_PORTS"] = {ports!r}
 
-chimera_nb.run(ParameterServerMaster("regressor", max_iter=100), {port})
+chimera_nb.run({master}, {port})
 """
 
 
@@ -47,7 +47,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def write_project(root: Path, X, y, names: list[str], ports: list[int], port: int) -> None:
+def write_project(
+    root: Path,
+    X,
+    y,
+    names: list[str],
+    ports: list[int],
+    port: int,
+    master: str = 'ParameterServerMaster("regressor", max_iter=100)',
+) -> None:
     """The seed's layout: master.py, chimera_workers/<name>.py, chimera_train_data/<name>/."""
     (root / "chimera_workers").mkdir(parents=True)
     for name, (X_shard, y_shard) in zip(names, split(X, y, len(names))):
@@ -57,12 +65,15 @@ def write_project(root: Path, X, y, names: list[str], ports: list[int], port: in
         X_shard.to_csv(data / "X_train.csv", index=False)
         y_shard.to_frame("quality").to_csv(data / "y_train.csv", index=False)
     (root / "master.py").write_text(
-        MASTER_SCRIPT.format(names=json.dumps(names), ports=json.dumps(ports), port=port)
+        MASTER_SCRIPT.format(
+            names=json.dumps(names), ports=json.dumps(ports), port=port, master=master
+        )
     )
 
 
-def start_master(root: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+def start_master(root: Path, **env: str) -> subprocess.Popen:
+    """``python master.py`` in ``root``, with ``env`` added to this environment."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), **env}
     return subprocess.Popen(
         [sys.executable, "master.py"],
         cwd=root,

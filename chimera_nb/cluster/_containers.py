@@ -29,7 +29,6 @@ __all__ = [
     "ContainerWorker",
     "container_spec",
     "user_code",
-    "write_private",
 ]
 
 IN_CONTAINER = "/chimera"
@@ -123,9 +122,3 @@ def user_code(classes: list[str], plan: ImagePlan) -> dict[str, str]:
             continue
         mounts[str(source)] = f"{IN_CONTAINER}/code/{source.name}"
     return mounts
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path``, readable by this user only."""
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
-        file.write(data)

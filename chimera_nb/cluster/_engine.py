@@ -19,15 +19,13 @@ still share is a host port or a subnet, and then the error says who holds it.
 from __future__ import annotations
 
 import ipaddress
-import os
-import socket
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._exceptions import ClusterError, ConfigurationError
-from ._launcher import pid_exists
+from ._owners import owner_gone, owner_id
 
 if TYPE_CHECKING:
     import docker
@@ -42,7 +40,6 @@ __all__ = [
     "create_network",
     "describe_owner",
     "engine_errors",
-    "owner_id",
     "port_holder",
     "remove_quietly",
     "remove_run",
@@ -87,34 +84,8 @@ def connect(client: docker.DockerClient | None = None) -> docker.DockerClient:
     return client
 
 
-def owner_id(pid: int | None = None) -> str:
-    """``<host>/<pid>/<start time>`` of this process (or of ``pid``)."""
-    pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}/{pid}/{_start_ticks(pid)}"
-
-
 def run_labels(run_id: str, cluster: str) -> dict[str, str]:
     return {RUN_LABEL: run_id, OWNER_LABEL: owner_id(), CLUSTER_LABEL: cluster}
-
-
-def _start_ticks(pid: int) -> str:
-    """When ``pid`` started, in clock ticks since boot ("0" where /proc is missing)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rpartition(b")")[2].split()[19].decode()
-    except (OSError, IndexError):
-        return "0"
-
-
-def _owner_gone(owner: str | None) -> bool:
-    """True only if ``owner`` is a process of this host that no longer runs."""
-    parts = (owner or "").split("/")
-    if len(parts) != 3:
-        return False
-    host, pid, ticks = parts
-    if host != socket.gethostname() or not pid.isdigit():
-        return False  # another machine's run, or not ours to judge
-    return not pid_exists(int(pid)) or _start_ticks(int(pid)) != ticks
 
 
 def _labels(resource: Any) -> dict[str, str]:
@@ -123,16 +94,18 @@ def _labels(resource: Any) -> dict[str, str]:
     return labels or attrs.get("Spec", {}).get("Labels") or {}
 
 
-def sweep_leftovers(client: docker.DockerClient) -> list[str]:
-    """Remove what crashed runs of this machine left (their owner process is gone).
+def sweep_leftovers(client: docker.DockerClient, run_id: str | None = None) -> list[str]:
+    """Remove what crashed runs of this machine left (their owner process is gone): of
+    every run, or only of run ``run_id`` (what its reaper removes).
 
-    Returns a description of each thing removed. Runs whose owner still runs, or that
-    belong to another machine, are left alone: they are someone's live workers.
+    Returns a description of each thing removed, or that could not be removed. Runs whose
+    owner still runs, or that belong to another machine, are left alone: they are
+    someone's live workers.
     """
     import docker
 
     removed = []
-    run_filter = {"label": RUN_LABEL}
+    run_filter = {"label": RUN_LABEL if run_id is None else f"{RUN_LABEL}={run_id}"}
     kinds: list[tuple[str, Iterable[Any], Any]] = []
     if _swarm_manager(client):
         kinds.append(("service", client.services.list(filters=run_filter), _remove))
@@ -143,7 +116,7 @@ def sweep_leftovers(client: docker.DockerClient) -> list[str]:
     for kind, resources, remove in kinds:
         for resource in resources:
             labels = _labels(resource)
-            if not _owner_gone(labels.get(OWNER_LABEL)):
+            if not owner_gone(labels.get(OWNER_LABEL)):
                 continue
             try:
                 remove(resource)

@@ -30,7 +30,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -38,6 +37,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..workers.launch import LaunchContext, set_context
+from ._owners import pid_exists
+from ._rundirs import open_private, write_private
 
 __all__ = [
     "LaunchRequest",
@@ -46,8 +47,6 @@ __all__ = [
     "child_environment",
     "exec_worker",
     "log_tail",
-    "pid_exists",
-    "runs_root",
 ]
 
 #: BLAS libraries start one thread per core in every worker; with several workers on a
@@ -56,11 +55,6 @@ _ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THR
 _OWNER_POLL_SECONDS = 0.5
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _HEADER = struct.Struct("!Q")
-
-
-def runs_root() -> Path:
-    """The folder that holds every default run directory and the zygote's log."""
-    return Path(tempfile.gettempdir()) / "chimera-nb"
 
 
 @dataclass
@@ -185,7 +179,7 @@ def _reset_signals() -> None:
 
 
 def _send_output_to(log_path: str) -> None:
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log = open_private(Path(log_path), append=True)  # made by the cluster; never via a link
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
@@ -227,21 +221,6 @@ def _watch_owner(owner_pid: int, parent_pid: int) -> None:
         time.sleep(_OWNER_POLL_SECONDS)
     print(f"chimera-nb: owner process {owner_pid} is gone; this worker exits", flush=True)
     os._exit(0)
-
-
-def pid_exists(pid: int) -> bool:
-    """Whether a process with this pid exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rpartition(b")")[2].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): kill() already said it exists
 
 
 # --- the cluster's side -----------------------------------------------------------------
@@ -322,9 +301,7 @@ def exec_worker(request: LaunchRequest, sock: socket.socket, request_path: Path)
     Slower (each worker imports numpy, FastAPI and the rest itself), but needs nothing
     beyond ``subprocess``. The request goes through a file that the worker deletes.
     """
-    # Readable by this user only: it holds the environment and the pickled worker.
-    with open(os.open(request_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
-        file.write(request.to_bytes())
+    write_private(request_path, request.to_bytes())  # it holds the environment and the worker
     command = [
         sys.executable,
         "-c",
@@ -335,7 +312,7 @@ def exec_worker(request: LaunchRequest, sock: socket.socket, request_path: Path)
         str(request.owner_pid),
         str(request_path),
     ]
-    with open(request.log_path, "ab") as log:
+    with open(open_private(Path(request.log_path), append=True), "ab") as log:
         popen = subprocess.Popen(
             command,
             pass_fds=[sock.fileno()],

@@ -13,7 +13,8 @@ import shutil
 import signal
 from pathlib import Path
 
-from ._launcher import pid_exists, runs_root
+from ._owners import pid_exists
+from ._rundirs import private_root
 
 __all__ = ["sweep_once", "sweep_stale_workers"]
 
@@ -23,12 +24,13 @@ _swept = False
 def sweep_stale_workers(root: str | os.PathLike | None = None) -> list[int]:
     """Kill workers left behind by dead sessions, and remove their run directories.
 
-    Reads every ``<root>/*/workers.json`` whose owner process is gone. A pid is killed only
-    if it still runs a chimera-nb launcher for that very owner (checked in ``/proc``, so
-    never on a recycled pid; on systems without ``/proc`` nothing is killed, and the
-    workers' own watchdogs are relied on). Returns the pids that were killed.
+    Reads every ``<root>/*/workers.json`` whose owner process is gone (``root``: by default
+    this user's private folder of run folders, checked first). A pid is killed only if it
+    still runs a chimera-nb launcher for that very owner (checked in ``/proc``, so never on
+    a recycled pid; on systems without ``/proc`` nothing is killed, and the workers' own
+    watchdogs are relied on). Returns the pids that were killed.
     """
-    root = Path(root) if root is not None else runs_root()
+    root = Path(root) if root is not None else private_root()
     killed = []
     for folder in root.glob("*-*-*"):  # <cluster>-<owner pid>-<n>, from a failed start
         owner = folder.name.rsplit("-", 2)[1]

@@ -45,7 +45,8 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from .._exceptions import ClusterError
-from ._launcher import LaunchRequest, become_worker, child_environment, log_tail, runs_root
+from ._launcher import LaunchRequest, become_worker, child_environment, log_tail
+from ._rundirs import open_private, private_root, runs_root
 
 __all__ = ["ZYGOTE", "Zygote", "main", "receive_message", "send_message"]
 
@@ -184,7 +185,7 @@ class Zygote:
         self.log_path = runs_root() / f"zygote-{os.getpid()}.log"
 
     def _start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = private_root() / f"zygote-{os.getpid()}.log"  # made and checked now
         owner_end, zygote_end = socket.socketpair()
         # Like ``python -m chimera_nb.cluster._zygote``, but without running this module a
         # second time as ``__main__`` when the package's ``__init__`` already imported it.
@@ -198,7 +199,7 @@ class Zygote:
             str(os.getpid()),
         ]
         try:
-            with open(self.log_path, "wb") as log:
+            with open(open_private(self.log_path), "wb") as log:
                 self._process = subprocess.Popen(
                     command,
                     pass_fds=[zygote_end.fileno()],

@@ -52,7 +52,7 @@ class AttachedCluster(BaseCluster):
     name : str, default="attached"
     run_dir : path, optional
         Where the masters' ``chimera_status.log`` and ``chimera_time.log`` go while the
-        cluster is open; by default a fresh folder under ``<tempdir>/chimera-nb/``.
+        cluster is open; by default a fresh folder in ``<tempdir>/chimera-nb-<uid>/``.
     startup_timeout : float, default=30.0
         Seconds to wait for every worker to answer ``GET /health``.
 

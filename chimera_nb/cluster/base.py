@@ -43,9 +43,10 @@ from ..states import ClusterState, WorkerFault, WorkerState
 from ..validation import validate_cluster_name, validate_startup_timeout
 from ._faults import WorkerFaults
 from ._health import answers_health, health_client, wait_until_healthy
-from ._launcher import log_tail, runs_root
+from ._launcher import log_tail
 from ._options import shard_workers
 from ._records import WorkerRecord
+from ._rundirs import make_run_dir, runs_root, write_private
 
 __all__ = ["BaseCluster", "WorkerRecord", "close_all_clusters", "cluster_class", "slug"]
 
@@ -71,7 +72,8 @@ class BaseCluster(WorkerFaults):
         running cluster of this process with the same name, of any backend.
     run_dir : path, optional
         Where the workers' logs and the masters' ``chimera_status.log`` and
-        ``chimera_time.log`` go; by default a fresh folder under ``<tempdir>/chimera-nb/``.
+        ``chimera_time.log`` go; by default a fresh folder in ``<tempdir>/chimera-nb-<uid>/``,
+        which only you can read (see :mod:`chimera_nb.cluster._rundirs`).
     startup_timeout : float
         Seconds to wait for all workers to answer ``GET /health``.
     """
@@ -94,6 +96,7 @@ class BaseCluster(WorkerFaults):
     ) -> None:
         self.name = validate_cluster_name(name)
         self.startup_timeout = validate_startup_timeout(startup_timeout)
+        self._default_run_dir = run_dir is None
         self._run_dir = (
             Path(run_dir)
             if run_dir is not None
@@ -113,17 +116,18 @@ class BaseCluster(WorkerFaults):
         ConfigurationError
             A worker cannot be sent where it runs (not picklable, defined in a notebook).
         ClusterError
-            A port is taken, the backend cannot start workers, or a worker exited or did
-            not answer in time; the message says which and quotes its log. Whatever the
-            start had made is gone again, and ``start()`` may be called again.
+            A port is taken, the backend cannot start workers, a worker exited or did not
+            answer in time (the message says which and quotes its log), or the run folder
+            is not private (a link, or another user's). Whatever the start had made is gone
+            again, and ``start()`` may be called again.
         """
         self._require(ClusterState.NEW, "start")
         workers = list(self._workers.values())
         self._prepare()
+        make_run_dir(self._run_dir, default=self._default_run_dir)
         try:
             _running.replace(self.name, self)
             self._open()
-            self._run_dir.mkdir(parents=True, exist_ok=True)
             self._detach_logs = attach_log_files(self._run_dir, urls=self._time_log_urls())
             self._state = ClusterState.RUNNING
             atexit.register(self.close)
@@ -363,7 +367,7 @@ class BaseCluster(WorkerFaults):
             **self._manifest(),
         }
         temporary = self._run_dir / f"{self._manifest_name}.tmp"
-        temporary.write_text(json.dumps(manifest, indent=2))
+        write_private(temporary, json.dumps(manifest, indent=2).encode())
         temporary.replace(self._run_dir / self._manifest_name)
 
 

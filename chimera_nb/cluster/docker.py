@@ -5,8 +5,8 @@ How a start goes, and why:
 1. Check every worker and option in ``__init__``, and pickle worker objects at the start
    of :meth:`DockerCluster.start`: a bad name, network, image tag or an unpicklable worker
    is a :class:`~chimera_nb.ConfigurationError` before any call to Docker.
-2. Connect to the engine and remove what crashed runs of this machine left behind
-   (found by label: see :mod:`chimera_nb.cluster._engine`).
+2. Connect to the engine, remove what crashed runs of this machine left (found by label,
+   see :mod:`._engine`), and start the run's reaper (:mod:`._reaper`).
 3. Get the image (:mod:`chimera_nb.cluster._images`: online, offline, or the one given),
    and make a bridge network ``<network>-<run id>``, on ``subnet`` if one is given.
 4. Start one container per worker. Each mounts, read-only, only its own worker's data
@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +46,7 @@ from ..validation import (
     validate_published_host,
     validate_subnet,
 )
-from ._containers import IN_CONTAINER, ContainerSpec, ContainerWorker, container_spec, write_private
+from ._containers import IN_CONTAINER, ContainerSpec, ContainerWorker, container_spec
 from ._engine import (
     WORKER_LABEL,
     at_once,
@@ -61,6 +62,8 @@ from ._engine import (
 from ._images import ImagePlan, image_mode_setting, prepare_image, release_image
 from ._options import owned_workers, per_worker
 from ._pickling import pickle_target
+from ._reaper import Reaper
+from ._rundirs import write_private
 from .base import BaseCluster, slug
 
 if TYPE_CHECKING:
@@ -89,7 +92,7 @@ class DockerCluster(BaseCluster):
     run_dir : path, optional
         Holds each worker's pickled target while it runs, ``containers.json``, the
         workers' logs after close, and the masters' ``chimera_status.log`` and
-        ``chimera_time.log``. By default a fresh folder under ``<tempdir>/chimera-nb/``.
+        ``chimera_time.log``. By default a new private folder in ``<tempdir>/chimera-nb-<uid>/``.
     host : str, default="127.0.0.1"
         Where the containers' ports are published on this machine.
     ports : mapping of str to int, or sequence of int, optional
@@ -186,6 +189,7 @@ class DockerCluster(BaseCluster):
         self._labels: dict[str, str] = {}
         self._image: ImagePlan | None = None
         self._network: Any = None
+        self._reaper: Reaper | None = None
 
     @property
     def run_id(self) -> str | None:
@@ -201,13 +205,14 @@ class DockerCluster(BaseCluster):
                 worker.payload, worker.classes = pickle_target(worker.name, worker.target)
 
     def _open(self) -> None:
-        """Connect, sweep what crashed runs left, and make the run's image, network and ports."""
+        """Connect, sweep what crashed runs left, start the reaper, make image, network, ports."""
         self._client = connect(self._client)
         self._check_engine()
         for leftover in sweep_leftovers(self._client):
             status_logger.info("removed a leftover of a crashed run: %s", leftover)
         self._run_id = secrets.token_hex(4)
         self._labels = run_labels(self._run_id, self.name)
+        self._reaper = Reaper(self._run_id, self._run_dir / "reaper.log")
         self._token = new_token()
         self._assign_ports()
         self._image = prepare_image(
@@ -225,16 +230,17 @@ class DockerCluster(BaseCluster):
         )
 
     def _release(self) -> None:
-        """Remove what the run made (found by its label, so also what a failed start made
-        before it failed), and the pickled targets."""
+        """Remove what the run made (by its label: also what a failed start made), and the
+        pickled targets; then let the reaper go (what is left, it removes when we exit)."""
         try:
-            if self._client is not None and self._run_id is not None:
-                self._remove_leftovers()
-                if self._network is not None:
-                    self._remove_network(self._network)
-                    self._network = None
-                release_image(self._client, self._image)
-                self._image = None
+            with self._reaper or nullcontext():
+                if self._client is not None and self._run_id is not None:
+                    self._remove_leftovers()
+                    if self._network is not None:
+                        self._remove_network(self._network)
+                        self._network = None
+                    release_image(self._client, self._image)
+                    self._image = None
         finally:
             for worker in self._workers.values():
                 self._pickle_path(worker).unlink(missing_ok=True)
@@ -324,7 +330,7 @@ class DockerCluster(BaseCluster):
     def _save_log(self, worker: ContainerWorker) -> None:
         log = self._live_log(worker, 10_000)
         if log:
-            (self._run_dir / f"{worker.name}.log").write_text(log)
+            write_private(self._run_dir / f"{worker.name}.log", log.encode())
 
     def _gone(self, worker: ContainerWorker) -> str | None:
         import docker

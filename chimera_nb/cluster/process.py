@@ -37,6 +37,7 @@ from ..validation import validate_host
 from ._launcher import LaunchRequest, WorkerProcess, exec_worker
 from ._options import owned_workers
 from ._pickling import pickle_target
+from ._rundirs import open_private
 from ._sweep import sweep_once, sweep_stale_workers
 from ._zygote import ZYGOTE
 from .base import BaseCluster, WorkerRecord, close_all_clusters
@@ -75,8 +76,9 @@ class LocalCluster(BaseCluster):
         different names to run them side by side.
     run_dir : path, optional
         Holds ``<worker>.log``, ``workers.json``, and while the cluster runs the masters'
-        ``chimera_status.log`` and ``chimera_time.log``. By default a fresh folder under
-        ``<tempdir>/chimera-nb/``; later sessions sweep the folders of dead owners.
+        ``chimera_status.log`` and ``chimera_time.log``. By default a fresh folder in
+        ``<tempdir>/chimera-nb-<uid>/``, which only you can read; later sessions sweep the
+        folders of dead owners.
     host : str, default="127.0.0.1"
         Where workers listen. ``"0.0.0.0"`` exposes them to the network: only on a network
         you trust; they then require a random token (:attr:`token`), which a master sends.
@@ -180,7 +182,7 @@ class LocalCluster(BaseCluster):
 
     def _launch_all(self, workers: list[ProcessWorker]) -> None:
         for worker in workers:
-            worker.log_path.write_bytes(b"")  # a run directory given again starts afresh
+            os.close(open_private(worker.log_path))  # empty: a run folder used again starts afresh
             self._launch(worker)
 
     def _launch(self, worker: ProcessWorker) -> None:

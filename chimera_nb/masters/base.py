@@ -348,13 +348,22 @@ class Master(Estimator):
         host: str = "127.0.0.1",
         port: int = 8080,
         sock: socket.socket | None = None,
-    ) -> None:
+    ) -> str | None:
         """Serve the seed's endpoints on ``host:port`` (or an already listening ``sock``)
-        until Ctrl-C, as the seed's master."""
+        until Ctrl-C (SIGINT), SIGTERM or SIGHUP, as the seed's master; return its name.
+
+        The signal first cancels a running fit, whose client gets 503 "the fit was stopped:
+        master shutting down (SIGTERM)" at once, rather than the server waiting for it."""
         status_logger.info(
             "serving %s on %s", self.role, sock.getsockname() if sock else (host, port)
         )
-        run_server(self.build_app(workers), sock=sock, host=host, port=port)
+        return run_server(
+            self.build_app(workers),
+            sock=sock,
+            host=host,
+            port=port,
+            on_stop=lambda signal: self.cancel_fit(f"master shutting down ({signal})"),
+        )
 
     def _fit_response(self):
         raise NotImplementedError

@@ -2,8 +2,10 @@
 
 Every master gets the same app from :func:`build_app`: ``POST <fit_path>`` runs a fit on the
 master's workers (one at a time; a second gets 409), ``POST <predict_path>`` predicts rows in
-the seed's JSON shape, ``GET /health`` says who answers. A new master names its two paths and
-how to turn its fitted state into the seed's answers (``_fit_response``,
+the seed's JSON shape (also at the seed's older paths), ``GET /health`` says who answers and
+``GET /metrics`` how its fits go (:mod:`.metrics`). Each fit or predict request also writes
+the seed's *master endpoint latency* line to ``chimera_time.log``. A new master names its two
+paths and how to turn its fitted state into the seed's answers (``_fit_response``,
 ``_predict_response``), and nothing here changes.
 
 :class:`BackgroundServer` serves an app on the kit's background event loop, so that a notebook
@@ -16,11 +18,13 @@ import asyncio
 import concurrent.futures
 import socket
 import time
+from collections.abc import Iterable
 from typing import Any, ClassVar, Protocol
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import Scope
 
 from .. import _runtime
 from .._exceptions import (
@@ -31,10 +35,14 @@ from .._exceptions import (
     NotFittedError,
     QuorumError,
 )
+from .._sockets import url_of
+from ..logs import log_master_request
 from ..wire import FitResponse, HealthResponse, PredictRequest, PredictResponse, paths
 from ..wire.encoding import BodyError
-from ..wire.server import install_error_handlers
+from ..wire.metrics import RequestHook
+from ..wire.server import error_responses, finish_app, new_app
 from .endpoints import resolve_endpoints
+from .metrics import MasterCollector
 
 __all__ = ["BackgroundServer", "ServedMaster", "build_app"]
 
@@ -63,13 +71,36 @@ def _status_of(error: ChimeraError) -> int:
     return 503
 
 
-def build_app(master: ServedMaster, workers: Any) -> FastAPI:
+def _time_log(master: ServedMaster) -> RequestHook:
+    """Writes the ``chimera_time.log`` line of each fit or predict request, from the
+    measurement the metrics take (nothing is timed twice)."""
+    logged = {master.fit_path, master.predict_path}
+    logged |= {paths.OLDER[path] for path in logged if path in paths.OLDER}
+
+    def log(scope: Scope, status: int, seconds: float) -> None:
+        if scope["path"] in logged:
+            server = scope.get("server")  # (host, port) the request arrived on
+            url = url_of(*server) if server else None
+            log_master_request(scope["path"], seconds * 1e3, status, url)
+
+    return log
+
+
+def build_app(
+    master: ServedMaster,
+    workers: Any,
+    *,
+    allowed_origins: Iterable[str] | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+) -> FastAPI:
     """A FastAPI app serving ``master``'s fit and predict endpoints for ``workers`` (a
-    cluster or a mapping of name to URL), plus ``GET /health``."""
+    cluster or a mapping of name to URL), plus ``GET /health`` and ``GET /metrics``, behind
+    the guard of :mod:`chimera_nb.wire.guard` (``allowed_origins`` and ``allowed_hosts``
+    widen it)."""
     endpoints = resolve_endpoints(workers)
-    app = FastAPI(title=f"chimera-nb {master.role}")
-    install_error_handlers(app)
+    app = new_app(f"chimera-nb {master.role}")
     busy = asyncio.Lock()
+    metrics = MasterCollector(master)
 
     @app.exception_handler(ChimeraError)
     async def _chimera_error(request, error: ChimeraError) -> JSONResponse:
@@ -82,22 +113,35 @@ def build_app(master: ServedMaster, workers: Any) -> FastAPI:
     async def health() -> HealthResponse:
         return HealthResponse(role=master.role, name="master")
 
-    @app.post(master.fit_path)
+    @app.post(master.fit_path, response_model=FitResponse, responses=error_responses(409, 422, 503))
     async def fit() -> JSONResponse:
         if busy.locked():
             return JSONResponse(
                 {"detail": "a fit is already running; wait for it"}, status_code=409
             )
         async with busy:
-            await master.fit_async(endpoints)
+            try:
+                await master.fit_async(endpoints)
+            finally:
+                metrics.read()  # count this fit now: the next one replaces its history
         return JSONResponse(master._fit_response().model_dump(exclude_none=True))
 
-    @app.post(master.predict_path)
+    @app.post(
+        master.predict_path,
+        response_model=PredictResponse,
+        responses=error_responses(409, 422, 503),
+    )
     async def predict(body: PredictRequest) -> JSONResponse:
-        answer = await master._predict_response(body)
+        answer = (await master._predict_response(body)).require_finite()
         return JSONResponse(answer.model_dump(exclude_none=True))
 
-    return app
+    return finish_app(
+        app,
+        collectors=[metrics],
+        on_request=_time_log(master),
+        allowed_origins=allowed_origins,
+        allowed_hosts=allowed_hosts,
+    )
 
 
 class BackgroundServer:

@@ -4,7 +4,9 @@ The master's REST server and every call it makes to workers run on the kit's bac
 event loop (:mod:`chimera_nb._runtime`), not on the kernel's: a cell can block in
 ``lab.fit()`` while widgets keep updating, or start a fit with ``wait=False`` and keep the
 notebook (and its buttons) responsive. Re-running the cell that builds a lab closes the
-previous lab of the same name first, and its workers die with the kernel.
+previous lab of the same name first, and its workers die with the kernel: a lab still
+running when the kernel shuts down is closed (``atexit``), its fit cancelled first, so that
+the kernel exits within a second or two.
 """
 
 from __future__ import annotations
@@ -111,8 +113,11 @@ class Lab:
         return self
 
     def close(self) -> None:
-        """Stop the master's server and every worker. Safe to call twice."""
+        """Cancel a running fit, stop the master's server and every worker. Safe to call
+        twice."""
         if self._server is not None:
+            # A fit asked for over REST would hold the server's shutdown until it ends.
+            self.master.cancel_fit(f"lab {self.name!r} closed")
             self._server.close()
             self._server = None
         self.cluster.close()

@@ -16,12 +16,15 @@ A Chimera project is a folder like this, one script and one data folder per work
 :meth:`SeedProject.discover` checks all of it and raises one
 :class:`~chimera_nb.ConfigurationError` listing every problem, so that a mistake in the last
 worker's data does not surface as a crashed process after the other workers have started.
+That includes a worker whose script builds a regressor (``SGDWorker("regressor")``, the
+seed's default, or ``RegressionWorker``) while its ``y_train.csv`` holds labels.
 Workers call :func:`~chimera_nb.workers.training_data.load_training_data` at startup,
 which applies the same checks to their own folder.
 """
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +36,7 @@ from ..workers.training_data import (
     TRAIN_DATA_DIR,
     X_FILE,
     Y_FILE,
+    numeric_target_problem,
     read_training_data,
 )
 
@@ -98,8 +102,8 @@ class SeedProject:
             )
         elif good:
             for name in good:
-                X, _, found = read_training_data(data_root / name)
-                problems += found
+                X, y, found = read_training_data(data_root / name)
+                problems += found + _target_problems(root, name, y)
                 if X is not None:
                     columns[name] = list(X.columns)
                     n_samples[name] = len(X)
@@ -171,6 +175,37 @@ def _script_problems(root: Path, names: list[str]) -> list[str]:
         for n in names
         if not (workers_dir / f"{n}.py").is_file()
     ]
+
+
+def _target_problems(root: Path, name: str, y) -> list[str]:
+    """A regressor's target must be numbers: say so if worker ``name``'s script builds one."""
+    script = root / WORKERS_DIR / f"{name}.py"
+    problem = None if y is None else numeric_target_problem(y)
+    if problem is None or not _builds_regressor(script):
+        return []
+    return [
+        f"{root / TRAIN_DATA_DIR / name / Y_FILE}: {problem}, but {script} builds a regressor, "
+        "whose target must be numbers; for class labels build SGDWorker('classifier') or a "
+        "ClassificationWorker"
+    ]
+
+
+def _builds_regressor(script: Path) -> bool:
+    """Whether a worker script calls ``RegressionWorker(...)``, or ``SGDWorker(...)`` with
+    ``"regressor"`` or no model type (the seed's default). Read, never run."""
+    try:
+        tree = ast.parse(script.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):  # reported when the worker starts
+        return False
+    for call in (node for node in ast.walk(tree) if isinstance(node, ast.Call)):
+        name = getattr(call.func, "id", None) or getattr(call.func, "attr", None)
+        if name == "RegressionWorker":
+            return True
+        if name == "SGDWorker":
+            given = [*call.args[:1], *(k.value for k in call.keywords if k.arg == "model_type")]
+            if not given or (isinstance(given[0], ast.Constant) and given[0].value == "regressor"):
+                return True
+    return False
 
 
 def _column_problems(data_root: Path, columns: Mapping[str, list[str]]) -> list[str]:

@@ -3,7 +3,7 @@
 Field names that the seed (Chimera) defined stay as they were (``X_pred_rows``,
 ``weights_gradients``...); fields chimera-nb adds are optional, so a seed client still
 works. FastAPI validates every body against these models, and a bad one gets HTTP 422 with a
-message that names the field (see :func:`chimera_nb.wire.errors.install_error_handlers`).
+message that names the field (see :func:`chimera_nb.wire.server.install_error_handlers`).
 
 Weights on the wire
 -------------------
@@ -15,10 +15,10 @@ the shape as ``weights.reshape(len(bias), -1)``.
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Annotated, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, NonNegativeInt, model_validator
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, model_validator
 
 from .encoding import BodyError
 
@@ -39,6 +39,15 @@ __all__ = [
 
 Label = Union[int, float, str]
 
+#: A number in a request: strict (``"1.5"`` and ``true`` are refused, not converted; an
+#: integer is a number) and finite (JSON's ``NaN`` and ``Infinity`` are refused).
+Number = Annotated[float, Strict(), AllowInfNan(False)]
+#: A feature value: a number within float32's range, since scikit-learn's trees compute in
+#: float32 and larger values would reach them as infinity.
+Feature = Annotated[Number, Field(ge=-3.4e38, le=3.4e38)]
+#: A seed, in the range numpy's generators and scikit-learn's ``random_state`` accept.
+Seed = Annotated[int, Strict(), Field(ge=0, le=2**32 - 1)]
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
@@ -54,14 +63,17 @@ class HealthResponse(BaseModel):
 class DelayRequest(_Body):
     """Make a worker answer its training endpoints ``seconds`` later (a straggler)."""
 
-    seconds: float = Field(ge=0.0, le=60.0)
+    seconds: Annotated[Number, Field(ge=0.0, le=60.0)]
 
 
 class ErrorResponse(BaseModel):
-    """Every error a server of the kit returns: ``detail`` says what to fix."""
+    """Every error a server of the kit returns: ``detail`` says what happened and what to
+    do; a 422 adds pydantic's ``errors``, a master's 503 who ``answered`` and who ``failed``."""
 
     detail: str
     errors: list[dict] | None = None
+    answered: list[str] | None = None
+    failed: dict[str, str] | None = None
 
 
 # -- SGD workers ------------------------------------------------------------------------------
@@ -96,21 +108,19 @@ class FitStepRequest(_Body):
     mini-batch drawn with ``seed`` instead of the whole shard.
     """
 
-    weights: list[FiniteFloat]
-    bias: list[FiniteFloat] = Field(min_length=1)
+    weights: list[Number]
+    bias: list[Number] = Field(min_length=1)
     classes: list[Label] | None = None
-    batch_size: int | None = Field(default=None, ge=1)
-    seed: NonNegativeInt | None = None
+    batch_size: Annotated[int, Strict(), Field(ge=1)] | None = None
+    seed: Seed | None = None
 
 
 class FitStepResponse(BaseModel):
     """The seed's gradients, plus how many samples they average and the loss there.
 
-    A diverging fit makes the loss infinite or NaN; it travels as such (not as ``null``) so
-    that the master can say what happened.
+    All finite: where a diverging fit would make them infinite or NaN, which JSON cannot
+    carry, the worker answers 422 naming the weights instead.
     """
-
-    model_config = ConfigDict(ser_json_inf_nan="constants")
 
     weights_gradients: list[float]
     bias_gradient: list[float]
@@ -124,7 +134,7 @@ class FitStepResponse(BaseModel):
 class ModelFitRequest(_Body):
     """Optional body of ``model/fit``: the seed the master drew for this worker's bootstrap."""
 
-    random_state: NonNegativeInt | None = None
+    random_state: Seed | None = None
 
 
 class ModelFitResponse(BaseModel):
@@ -139,7 +149,7 @@ class PredictRequest(_Body):
     """The seed's predict body: column names and rows of feature values."""
 
     X_pred_columns: list[str] = Field(min_length=1)
-    X_pred_rows: list[list[FiniteFloat]] = Field(min_length=1)
+    X_pred_rows: list[Annotated[list[Feature], Field(min_length=1)]] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _rows_match_columns(self) -> PredictRequest:
@@ -187,6 +197,32 @@ class PredictResponse(BaseModel):
     y_proba_rows: list[list[float]] | None = None
     answered: list[str] | None = None
     failed: dict[str, str] | None = None
+
+    def require_finite(self) -> PredictResponse:
+        """This answer, or :class:`BodyError` (HTTP 422) naming the rows whose predictions
+        are infinite or NaN: JSON cannot carry them, and they come from feature values too
+        large for the model's arithmetic."""
+        rows = sorted(_nonfinite_rows(self.y_pred_rows) | _nonfinite_rows(self.y_proba_rows))
+        if rows:
+            raise BodyError(
+                "X_pred_rows",
+                f"rows {rows[:5]}{' ...' if len(rows) > 5 else ''} give predictions that are "
+                "infinite or NaN: their values are too large for this model's arithmetic; send "
+                "feature values of the size the model was trained on",
+            )
+        return self
+
+
+def _nonfinite_rows(rows: list | None) -> set[int]:
+    """Indices of the rows holding an infinite or NaN number (labels never do)."""
+    if not rows:
+        return set()
+    try:
+        values = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError):  # string labels
+        return set()
+    finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    return set(np.flatnonzero(~finite).tolist())
 
 
 # -- masters ----------------------------------------------------------------------------------

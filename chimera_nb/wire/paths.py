@@ -1,6 +1,7 @@
 """The REST paths of the seed (Chimera), kept verbatim so that its clients still work."""
 
 HEALTH = "/health"
+METRICS = "/metrics"  # not in the seed: Prometheus metrics (see chimera_nb.wire.metrics)
 
 # Masters (called by a person, a notebook or a script)
 AGGREGATION_FIT = "/v1/chimera/aggregation/fit"
@@ -19,3 +20,24 @@ SGD_STATISTICS = "/v1/chimera/sgd/statistics"  # not in the seed: global standar
 
 # Teaching faults (not in the seed): make a worker a straggler
 FAULTS_DELAY = "/v1/chimera/faults/delay"
+
+#: The paths the seed used before March 2025 (its examples published then still call them),
+#: served as aliases of today's: same handlers, left out of the OpenAPI schema.
+OLDER = {
+    AGGREGATION_FIT: "/v1/chimera-aggregation/fit",
+    AGGREGATION_PREDICT: "/v1/chimera-aggregation/predict",
+    PARAMETER_SERVER_FIT: "/v1/chimera-parameter-server/fit",
+    PARAMETER_SERVER_PREDICT: "/v1/chimera-parameter-server/predict",
+    MODEL_FIT: "/v1/chimera-model/fit",
+    MODEL_PREDICT: "/v1/chimera-model/predict",
+    SGD_REQUEST_DATA_SAMPLE: "/v1/chimera-sgd/request-data-sample",
+    SGD_FIT_STEP: "/v1/chimera-sgd/fit-step",
+}
+
+#: Endpoints that carry data (rows to predict, weight vectors), under both names: their
+#: bodies may be large. Every other endpoint takes a small control body, or none.
+DATA = frozenset(
+    name
+    for path in (AGGREGATION_PREDICT, PARAMETER_SERVER_PREDICT, MODEL_PREDICT, SGD_FIT_STEP)
+    for name in (path, OLDER[path])
+)

@@ -14,6 +14,8 @@ from fastapi import Body, FastAPI, HTTPException
 
 from .._exceptions import ConfigurationError
 from ..wire import ModelFitRequest, ModelFitResponse, PredictRequest, PredictResponse, paths
+from ..wire.encoding import BodyError
+from ..wire.server import error_responses
 from .base import Worker
 
 __all__ = ["ClassificationWorker", "RegressionWorker"]
@@ -74,22 +76,39 @@ class _BaggingWorker(Worker):
     def predict(self, request: PredictRequest) -> PredictResponse:
         raise NotImplementedError
 
+    def _checked_predict(self, request: PredictRequest) -> PredictResponse:
+        """:meth:`predict`, with what the estimator refuses, or cannot predict finitely,
+        answered as HTTP 422 naming the rows instead of a crash."""
+        try:
+            answer = self.predict(request)
+        except BodyError:  # wrong columns: already a 422 that names them
+            raise
+        except ValueError as error:  # scikit-learn's word for "not these rows"
+            raise BodyError(
+                "X_pred_rows", f"{type(self.estimator).__name__} refused these rows: {error}"
+            ) from None
+        return answer.require_finite()
+
     def _add_routes(self, app: FastAPI) -> None:
         # Plain ``def``: fitting a forest takes long enough that it belongs on a thread, so
         # that /health still answers meanwhile.
-        @app.post(paths.MODEL_FIT, response_model=ModelFitResponse)
+        @app.post(paths.MODEL_FIT, response_model=ModelFitResponse, responses=error_responses(422))
         def model_fit(body: ModelFitRequest | None = Body(default=None)) -> ModelFitResponse:
             time.sleep(self.delay_)  # a straggler, if one was asked for
             return self.fit(body.random_state if body else None)
 
-        @app.post(paths.MODEL_PREDICT, response_model=PredictResponse)
+        @app.post(
+            paths.MODEL_PREDICT,
+            response_model=PredictResponse,
+            responses=error_responses(409, 422),
+        )
         def model_predict(body: PredictRequest) -> PredictResponse:
             time.sleep(self.delay_)
             if not hasattr(self, "estimator_"):
                 raise HTTPException(
                     409, f"{self.name_} is not fitted yet: POST {paths.MODEL_FIT} first"
                 )
-            return self.predict(body)
+            return self._checked_predict(body)
 
 
 class RegressionWorker(_BaggingWorker):
@@ -112,6 +131,9 @@ class RegressionWorker(_BaggingWorker):
     """
 
     role = "RegressionWorker"
+
+    def _regression(self) -> bool:
+        return True
 
     def predict(self, request: PredictRequest) -> PredictResponse:
         return PredictResponse(

@@ -9,6 +9,7 @@ to a new process (the process backend), or built by a seed-style script in a con
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from fastapi import FastAPI
@@ -17,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..auth import require_token_for, token_matches, worker_token_from_environment
 from ..wire import DelayRequest, HealthResponse, paths
-from ..wire.server import install_error_handlers, run_server
+from ..wire.server import error_responses, finish_app, new_app, run_server
 from .launch import current_context
 from .training_data import TrainingData, load_training_data
 
@@ -44,13 +45,24 @@ class Worker:
         y : array-like or Series of shape (n_samples,)
         """
         worker = copy.copy(self)
-        worker._data = TrainingData.of(X, y)
+        worker._data = self._checked(TrainingData.of(X, y))
         return worker
+
+    def _checked(self, data: TrainingData) -> TrainingData:
+        """``data``, refused at once if this worker is a regressor and ``y`` is not numbers."""
+        if self._regression():
+            data.require_numeric_target(f"{type(self).__name__}({self._repr_arguments()})")
+        return data
+
+    def _regression(self) -> bool:
+        """Whether this worker computes with ``y`` as numbers (a regressor)."""
+        return False
 
     # -- in the worker's own process ------------------------------------------------------
 
     def load(self, name: str, data: TrainingData) -> Worker:
         """Hold the shard ``data`` under ``name`` (called by :meth:`serve`; tests may call it)."""
+        data = self._checked(data)
         self.name_ = name
         self.columns_ = data.columns
         self.X_ = data.X
@@ -66,24 +78,31 @@ class Worker:
         self.token_ = token
         return self
 
-    def build_app(self) -> FastAPI:
-        """The worker's FastAPI app: ``GET /health`` plus the subclass's endpoints."""
-        app = FastAPI(title=f"chimera-nb {self.role} {self.name_}")
-        install_error_handlers(app)
-        if getattr(self, "token_", None):
-            app.add_middleware(_RequireToken, token=self.token_)
+    def build_app(
+        self,
+        *,
+        allowed_origins: Iterable[str] | None = None,
+        allowed_hosts: Iterable[str] | None = None,
+    ) -> FastAPI:
+        """The worker's FastAPI app: ``GET /health``, ``GET /metrics`` and the subclass's
+        endpoints (also at the seed's older paths), behind the guard of
+        :mod:`chimera_nb.wire.guard`, which ``allowed_origins`` and ``allowed_hosts`` widen."""
+        token = getattr(self, "token_", None)
+        app = new_app(f"chimera-nb {self.role} {self.name_}", token=bool(token))
+        if token:
+            app.add_middleware(_RequireToken, token=token)
 
         @app.get(paths.HEALTH, response_model=HealthResponse)
         async def health() -> HealthResponse:
             return HealthResponse(role=self.role, name=self.name_, n_samples=len(self.X_))
 
-        @app.post(paths.FAULTS_DELAY)
+        @app.post(paths.FAULTS_DELAY, responses=error_responses(422))
         async def delay(body: DelayRequest) -> dict[str, float]:
             self.delay_ = body.seconds
             return {"seconds": self.delay_}
 
         self._add_routes(app)
-        return app
+        return finish_app(app, allowed_origins=allowed_origins, allowed_hosts=allowed_hosts)
 
     def _add_routes(self, app: FastAPI) -> None:
         raise NotImplementedError

@@ -16,12 +16,14 @@ from ..wire import (
     DataSampleResponse,
     FitStep,
     FitStepRequest,
+    FitStepResponse,
     FitStepResult,
     StatisticsResponse,
     is_binary,
     paths,
 )
 from ..wire.encoding import BodyError
+from ..wire.server import error_responses
 from .base import Worker
 from .training_data import TrainingData
 
@@ -29,16 +31,27 @@ __all__ = ["SGDWorker"]
 
 _SAMPLE_ROWS = 5
 
-# The fit-step route reads its raw body (JSON or a binary frame), so FastAPI cannot infer
-# the schema; publish it for /docs by hand.
+# The fit-step route reads its raw body (JSON or a binary frame) and answers in the same
+# encoding, so FastAPI cannot infer either schema; publish them for /docs by hand.
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
 _FIT_STEP_BODY = {
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {"schema": FitStepRequest.model_json_schema()},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": _BINARY,
         },
     }
+}
+_FIT_STEP_ANSWERS = {
+    200: {
+        "description": "The gradients, in the request's encoding",
+        "content": {
+            "application/json": {"schema": FitStepResponse.model_json_schema()},
+            "application/octet-stream": _BINARY,
+        },
+    },
+    **error_responses(422),
 }
 
 
@@ -86,6 +99,9 @@ class SGDWorker(Worker):
 
     def _repr_arguments(self) -> str:
         return repr(self.model_type)
+
+    def _regression(self) -> bool:
+        return self.model_type == "regressor"
 
     def load(self, name: str, data: TrainingData) -> SGDWorker:
         super().load(name, data)
@@ -144,6 +160,14 @@ class SGDWorker(Worker):
         loss, weights_gradient, bias_gradient = loss_for(self.model_type, n_classes)(
             step.weights, step.bias, X, targets
         )
+        if not all(np.isfinite(v).all() for v in (loss, weights_gradient, bias_gradient)):
+            # JSON cannot carry it; and a master needs to hear why, not read a NaN gradient
+            raise BodyError(
+                "weights",
+                f"give a loss of {loss} (or a gradient) that is infinite or NaN on this shard: "
+                "they are too large for float64 arithmetic, as when a fit diverges; lower the "
+                "master's learning rate",
+            )
         return FitStepResult(weights_gradient, bias_gradient, len(X), loss)
 
     # -- the endpoints ----------------------------------------------------------------------
@@ -163,7 +187,7 @@ class SGDWorker(Worker):
         async def statistics() -> StatisticsResponse:
             return self.statistics()
 
-        @app.post(paths.SGD_FIT_STEP, openapi_extra=_FIT_STEP_BODY)
+        @app.post(paths.SGD_FIT_STEP, openapi_extra=_FIT_STEP_BODY, responses=_FIT_STEP_ANSWERS)
         async def fit_step(request: Request) -> Response:
             # Async and inline: a linear gradient takes microseconds to milliseconds, less
             # than a hop to a thread pool would.

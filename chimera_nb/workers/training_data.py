@@ -32,6 +32,7 @@ __all__ = [
     "Y_FILE",
     "TrainingData",
     "load_training_data",
+    "numeric_target_problem",
     "read_training_data",
 ]
 
@@ -72,6 +73,20 @@ class TrainingData:
             raise ValueError(f"X has {len(array)} rows but y has {len(target)}")
         target_name = getattr(y, "name", None)
         return cls(names, array, target, "y" if target_name is None else str(target_name))
+
+    def require_numeric_target(self, worker: str) -> None:
+        """Raise :class:`ConfigurationError` if this shard's target cannot be a regressor's.
+
+        A regressor computes with ``y``, so a label such as ``"red"`` would crash it at its
+        first request; refusing it here makes the mistake a start-up error that says so.
+        """
+        problem = numeric_target_problem(self.y)
+        if problem:
+            raise ConfigurationError(
+                f"{worker} is a regressor, so its target y must be finite numbers, but y "
+                f"{problem}. For class labels use a classifier (SGDWorker('classifier'), "
+                "ClassificationWorker); else convert y to numbers (pandas.to_numeric)."
+            )
 
 
 #: How many bad cells to show per file; one typo often repeats down a whole column.
@@ -223,6 +238,28 @@ def _labels(table: pd.DataFrame, path: Path, problems: list[str]) -> pd.Series |
         problems.append(f"{path}: {_some(cells)}; every sample needs a label")
         return None
     return y
+
+
+def numeric_target_problem(y: Any) -> str | None:
+    """Why ``y`` cannot be a regressor's target (``"holds values that are not numbers:
+    'red', 'white'"``), or None if it holds finite numbers only."""
+    try:
+        values = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        texts = dict.fromkeys(
+            repr(v) for v in np.ravel(np.asarray(y, dtype=object)) if _not_a_number(v)
+        )
+        return f"holds values that are not numbers: {', '.join(list(texts)[:_MAX_CELLS_SHOWN])}"
+    n_bad = int(np.size(values) - np.isfinite(values).sum())
+    return f"holds {n_bad} infinite or NaN values" if n_bad else None
+
+
+def _not_a_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return True
+    return False
 
 
 def _some(cells: list[str]) -> str:

@@ -340,18 +340,23 @@ def test_slow_makes_a_worker_answer_late_over_http(cluster):
 
 
 CRASHING_RUN = """\
-import os, sys
+import os, sys, psutil
 sys.path.insert(0, {root!r})
 from chimera_nb import SGDWorker
 from chimera_nb.cluster import DockerCluster
 cluster = DockerCluster([SGDWorker().with_data([[1.0], [2.0]], [1.0, 2.0])], name="crashed")
 cluster.start()
 print(cluster.run_id, flush=True)
+for child in psutil.Process().children():  # the run's reaper goes too, as when a machine
+    if "chimera_nb.cluster._reaper" in child.cmdline():  # is switched off
+        child.kill()
 os._exit(0)  # as if killed: no close(), no atexit
 """
 
 
 def test_a_crashed_runs_leftovers_are_removed_at_the_next_start(docker_client, tmp_path):
+    """The backstop of the reaper (tests/cluster/test_reaper.py): a run whose owner and
+    reaper both died, as when the machine was switched off, goes at the next start."""
     # Prepare
     crashed = subprocess.run(
         [sys.executable, "-c", CRASHING_RUN.format(root=str(REPO_ROOT))],

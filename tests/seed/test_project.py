@@ -327,3 +327,50 @@ def test_load_training_data_raises_one_error_naming_the_file(tmp_path: Path) -> 
     message = str(caught.value)
     assert f"The training data in {data_dir} cannot be used" in message
     assert f"{data_dir / 'X_train.csv'}: row 1, column 'b': 'x' is not a number" in message
+
+
+# --- a regressor's target --------------------------------------------------------------------------
+
+Y_LABELS = "colour\nred\nwhite\nred\n"
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        'worker = SGDWorker("regressor")',
+        "worker = SGDWorker()",
+        'worker = workers.SGDWorker(model_type="regressor", eta0=0.01)',
+        "worker = RegressionWorker(DecisionTreeRegressor())",
+    ],
+)
+def test_labels_for_a_worker_whose_script_builds_a_regressor_are_reported(
+    tmp_path: Path, script: str
+) -> None:
+    # Prepare
+    root = make_project(tmp_path, ["w1"], y_csv=Y_LABELS)
+    (root / "chimera_workers" / "w1.py").write_text(f"{script}\nworker.serve()\n")
+
+    # Execute
+    message = problems_of(root, ["w1"])
+
+    # Assert
+    assert "y_train.csv: holds values that are not numbers: 'red', 'white'" in message
+    assert "w1.py builds a regressor" in message
+
+
+@pytest.mark.parametrize(
+    "script",
+    ['worker = SGDWorker("classifier")', "worker = ClassificationWorker(DecisionTreeClassifier())"],
+)
+def test_labels_for_a_worker_whose_script_builds_a_classifier_are_accepted(
+    tmp_path: Path, script: str
+) -> None:
+    # Prepare
+    root = make_project(tmp_path, ["w1"], y_csv=Y_LABELS)
+    (root / "chimera_workers" / "w1.py").write_text(f"{script}\nworker.serve()\n")
+
+    # Execute
+    project = SeedProject.discover(root, ["w1"])
+
+    # Assert
+    assert project.n_samples == {"w1": 3}

@@ -8,7 +8,13 @@ import pytest
 from pydantic import ValidationError
 
 from chimera_nb.wire.encoding import BodyError
-from chimera_nb.wire.models import FitStepRequest, ModelFitRequest, PredictRequest
+from chimera_nb.wire.models import (
+    DelayRequest,
+    FitStepRequest,
+    ModelFitRequest,
+    PredictRequest,
+    PredictResponse,
+)
 
 
 def validation_message(body: dict) -> str:
@@ -143,3 +149,85 @@ def test_fit_step_request_needs_a_bias_value() -> None:
 
     # Assert
     assert caught.value.errors()[0]["loc"] == ("bias",)
+
+
+# --- strict numbers, ranges, finite answers -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "location"),
+    [
+        (
+            PredictRequest,
+            '{"X_pred_columns": ["a"], "X_pred_rows": [["1.5"]]}',
+            ("X_pred_rows", 0, 0),
+        ),
+        (
+            PredictRequest,
+            '{"X_pred_columns": ["a"], "X_pred_rows": [[true]]}',
+            ("X_pred_rows", 0, 0),
+        ),
+        (
+            PredictRequest,
+            '{"X_pred_columns": ["a"], "X_pred_rows": [[1e39]]}',
+            ("X_pred_rows", 0, 0),
+        ),
+        (FitStepRequest, '{"weights": [], "bias": ["0"]}', ("bias", 0)),
+        (FitStepRequest, '{"weights": [], "bias": [0], "seed": 4294967296}', ("seed",)),
+        (ModelFitRequest, '{"random_state": 1099511627776}', ("random_state",)),
+        (ModelFitRequest, '{"random_state": 7.0}', ("random_state",)),
+        (DelayRequest, '{"seconds": "1"}', ("seconds",)),
+    ],
+    ids=[
+        "number as string",
+        "boolean as number",
+        "beyond float32",
+        "bias as string",
+        "seed beyond 2**32 - 1",
+        "random_state 2**40",
+        "random_state as float",
+        "seconds as string",
+    ],
+)
+def test_numbers_are_strict_and_in_range(model, body: str, location: tuple) -> None:
+    # Execute
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate_json(body)
+
+    # Assert
+    assert caught.value.errors()[0]["loc"] == location
+
+
+def test_integers_are_accepted_where_numbers_are_expected() -> None:
+    # Execute
+    request = PredictRequest.model_validate_json('{"X_pred_columns": ["a"], "X_pred_rows": [[3]]}')
+
+    # Assert
+    assert request.X_pred_rows == [[3.0]]
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ({"y_pred_rows": [1.0, float("inf"), 2.0]}, "rows [1] give predictions"),
+        ({"y_pred_rows": ["a", "b"], "y_proba_rows": [[0.5, 0.5], [float("nan"), 1]]}, "rows [1]"),
+        ({"y_pred_rows": [float("inf")] * 7}, "rows [0, 1, 2, 3, 4] ... give"),
+    ],
+    ids=["regression", "class probabilities", "many rows"],
+)
+def test_predictions_that_are_not_finite_are_refused_naming_the_rows(answer, expected) -> None:
+    # Execute
+    with pytest.raises(BodyError) as caught:
+        PredictResponse(**answer).require_finite()
+
+    # Assert
+    assert caught.value.field == "X_pred_rows"
+    assert expected in caught.value.message
+
+
+def test_finite_predictions_and_labels_pass() -> None:
+    # Prepare
+    answer = PredictResponse(y_pred_rows=["a", "b"], y_proba_rows=[[0.5, 0.5], [0.1, 0.9]])
+
+    # Execute / Assert
+    assert answer.require_finite() is answer

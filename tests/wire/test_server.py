@@ -1,4 +1,5 @@
-"""Tests for chimera_nb.wire.server: error bodies that name the field at fault."""
+"""Tests for chimera_nb.wire.server: error bodies that name the field at fault, their OpenAPI
+description, and the seed's older paths."""
 
 from __future__ import annotations
 
@@ -7,9 +8,17 @@ import asyncio
 import httpx
 from fastapi import FastAPI
 
+from chimera_nb.wire import paths
 from chimera_nb.wire.encoding import BodyError
 from chimera_nb.wire.models import PredictRequest
-from chimera_nb.wire.server import describe_validation_errors, install_error_handlers
+from chimera_nb.wire.server import (
+    describe_validation_errors,
+    error_responses,
+    finish_app,
+    install_error_handlers,
+    new_app,
+)
+from tests.wire.serving import ServedApp
 
 
 def test_a_location_reads_as_the_python_expression_of_the_field() -> None:
@@ -102,3 +111,59 @@ def test_a_body_error_gets_422_with_its_message() -> None:
             "must name the training columns ['a', 'b']; missing ['b'], unexpected ['c']",
         )
     )
+
+
+def make_kit_app() -> FastAPI:
+    """An app made as every server of the kit is: new_app, its routes, finish_app."""
+    app = new_app("kit")
+
+    @app.post(paths.MODEL_PREDICT, responses=error_responses(409, 422))
+    def predict(request: PredictRequest) -> dict:
+        return {"rows": len(request.X_pred_rows)}
+
+    return finish_app(app)
+
+
+def test_a_body_that_is_not_utf8_text_gets_422_saying_so() -> None:
+    # Execute
+    with ServedApp(make_kit_app()) as served:
+        answer = httpx.post(
+            served.url + paths.MODEL_PREDICT,
+            content=b"\xff\xfe{",
+            headers={"content-type": "application/json"},
+        )
+
+    # Assert
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith("body: cannot be read as JSON text")
+
+
+def test_the_schema_documents_the_error_bodies_the_servers_send() -> None:
+    # Execute
+    schema = make_kit_app().openapi()
+
+    # Assert
+    responses = schema["paths"][paths.MODEL_PREDICT]["post"]["responses"]
+    assert set(responses) == {"200", "403", "409", "413", "422"}
+    for status in ("403", "409", "413", "422"):
+        body = responses[status]["content"]["application/json"]["schema"]
+        assert body == {"$ref": "#/components/schemas/ErrorResponse"}
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    assert (
+        schema["components"]["schemas"]["PredictRequest"]["properties"]["X_pred_rows"]["minItems"]
+        == 1
+    )
+
+
+def test_the_seeds_older_paths_are_served_but_left_out_of_the_schema() -> None:
+    # Prepare
+    app = make_kit_app()
+    body = {"X_pred_columns": ["a"], "X_pred_rows": [[1], [2]]}
+
+    # Execute
+    with ServedApp(app) as served:
+        answer = httpx.post(served.url + paths.OLDER[paths.MODEL_PREDICT], json=body)
+
+    # Assert
+    assert answer.json() == {"rows": 2}
+    assert paths.OLDER[paths.MODEL_PREDICT] not in app.openapi()["paths"]

@@ -6,12 +6,18 @@ from __future__ import annotations
 import math
 
 import httpx
+import numpy as np
 import pytest
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.datasets import load_iris
+from sklearn.dummy import DummyRegressor
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import SVC
-from sklearn.tree import DecisionTreeClassifier
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from chimera_nb import ClassificationWorker, ConfigurationError, LocalCluster
+from chimera_nb import ClassificationWorker, ConfigurationError, LocalCluster, RegressionWorker
 from chimera_nb.wire import paths
 from tests.helpers import post_json
 
@@ -116,3 +122,124 @@ def test_a_body_that_is_not_json_gets_422(iris_worker):
 def test_a_classifier_without_predict_proba_is_refused_with_the_fix():
     with pytest.raises(ConfigurationError, match="probability=True"):
         ClassificationWorker(SVC())
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"random_state": 2**40}, "random_state: Input should be less than or equal to 4294967295"),
+        ({"random_state": "7"}, "random_state: Input should be a valid integer"),
+        ({"random_state": -1}, "random_state: Input should be greater than or equal to 0"),
+    ],
+)
+def test_a_seed_outside_numpys_range_gets_422_naming_it(iris_worker, body, named):
+    # Prepare
+    url, _ = iris_worker
+
+    # Execute
+    answer = httpx.post(url + paths.MODEL_FIT, json=body)
+
+    # Assert
+    assert answer.status_code == 422
+    assert named in answer.json()["detail"]
+
+
+def test_feature_values_beyond_float32_get_422_naming_the_cell(iris_worker):
+    # Prepare: a tree computes in float32, where 1e39 would be infinite
+    url, columns = iris_worker
+    httpx.post(url + paths.MODEL_FIT)
+
+    # Execute
+    answer = httpx.post(
+        url + paths.MODEL_PREDICT,
+        json={"X_pred_columns": columns, "X_pred_rows": [[1.0, 2.0, 1e39, 4.0]]},
+    )
+
+    # Assert
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith("X_pred_rows[0][2]: Input should be less than")
+
+
+def test_the_seeds_older_paths_fit_and_predict_too(iris_worker):
+    # Prepare
+    url, columns = iris_worker
+
+    # Execute
+    fitted = httpx.post(url + "/v1/chimera-model/fit")
+    predicted = httpx.post(
+        url + "/v1/chimera-model/predict",
+        json={"X_pred_columns": columns, "X_pred_rows": [[5.1, 3.5, 1.4, 0.2]]},
+    )
+
+    # Assert
+    assert fitted.json()["fit"] == "ok"
+    assert predicted.json()["classes"] == [0, 1, 2]
+
+
+@pytest.fixture(scope="module")
+def awkward_workers():
+    """Regression members that refuse some rows or overflow on them, and their URLs."""
+    X = np.abs(np.random.default_rng(0).normal(size=(30, 2))) + 1.0
+    y = X.sum(axis=1)
+    log_then_linear = make_pipeline(FunctionTransformer(np.log), LinearRegression())
+    exponential = TransformedTargetRegressor(
+        DummyRegressor(strategy="constant", constant=1000.0),
+        func=np.log,
+        inverse_func=np.exp,
+        check_inverse=False,
+    )
+    members = {
+        "refuses": RegressionWorker(log_then_linear),
+        "overflows": RegressionWorker(exponential),
+    }
+    with LocalCluster(
+        {name: w.with_data(X, y) for name, w in members.items()}, name="awkward"
+    ) as cluster:
+        for url in cluster.endpoints.values():
+            httpx.post(url + paths.MODEL_FIT).raise_for_status()
+        yield cluster.endpoints
+
+
+@pytest.mark.parametrize(
+    ("worker", "expected"),
+    [
+        ("refuses", "X_pred_rows: Pipeline refused these rows: Input X contains NaN"),
+        ("overflows", "X_pred_rows: rows [0] give predictions that are infinite or NaN"),
+    ],
+)
+def test_rows_an_estimator_cannot_predict_get_422_and_the_worker_keeps_serving(
+    awkward_workers, worker, expected
+):
+    # Prepare
+    url = awkward_workers[worker]
+    body = {"X_pred_columns": ["x0", "x1"], "X_pred_rows": [[-1.0, 2.0]]}
+
+    # Execute
+    answer = httpx.post(url + paths.MODEL_PREDICT, json=body)
+
+    # Assert
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith(expected)
+    assert httpx.get(url + paths.HEALTH).status_code == 200
+
+
+def test_a_regression_worker_given_labels_as_its_target_is_refused():
+    # Execute / Assert
+    with pytest.raises(ConfigurationError, match="is a regressor, so its target y must be"):
+        RegressionWorker(DecisionTreeRegressor()).with_data([[1.0], [2.0]], ["red", "white"])
+
+
+def test_a_page_of_another_origin_cannot_refit_the_worker(iris_worker):
+    # Prepare
+    url, _ = iris_worker
+
+    # Execute: a form on another site, posting text/plain
+    answer = httpx.post(
+        url + paths.MODEL_FIT,
+        content="random_state=2",
+        headers={"origin": "http://evil.example", "content-type": "text/plain"},
+    )
+
+    # Assert: refused before the endpoint ran
+    assert answer.status_code == 403
+    assert "http://evil.example" in answer.json()["detail"]

@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from chimera_nb import LocalCluster, SGDWorker
+from chimera_nb import ConfigurationError, LocalCluster, SGDWorker
 from chimera_nb.algorithms import logistic_loss, softmax_loss, squared_loss
 from chimera_nb.wire import FitStep, FitStepResult, paths
 from tests.helpers import post_json
@@ -143,3 +143,69 @@ def test_seed_sgd_options_are_accepted_with_a_warning_that_says_where_they_belon
         warnings.simplefilter("always")
         SGDWorker("regressor", eta0=1e-7)
     assert "ParameterServerMaster(learning_rate" in str(caught[0].message)
+
+
+def test_a_regressor_given_labels_as_its_target_is_refused_with_the_fix():
+    # Execute / Assert: at with_data time, not at the worker's first request
+    with pytest.raises(ConfigurationError) as caught:
+        SGDWorker("regressor").with_data(X, Y_CLASSES)
+    assert "y holds values that are not numbers: 'a', 'b', 'c', 'd'" in str(caught.value)
+    assert "SGDWorker('classifier')" in str(caught.value)
+
+
+def test_weights_too_large_for_float64_get_422_naming_them_instead_of_infinity(workers):
+    # Prepare: the weights of a fit that diverged
+    body = {"weights": [1e300, -1e300, 1e300], "bias": [0.0]}
+
+    # Execute
+    answer = httpx.post(workers["reg"] + paths.SGD_FIT_STEP, json=body)
+
+    # Assert
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith("weights: give a loss of inf")
+    assert "lower the master's learning rate" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"weights": ["0.1", 0.2, 0.3], "bias": [0.0]}, "weights[0]: Input should be a valid"),
+        ({"weights": [0.1, True, 0.3], "bias": [0.0]}, "weights[1]: Input should be a valid"),
+        ({"weights": [0.1, 0.2, 0.3], "bias": [0.0], "seed": 2**32}, "seed: Input should be"),
+        ({"weights": [0.1, 0.2, 0.3], "bias": [0.0], "batch_size": 2.5}, "batch_size"),
+    ],
+    ids=["string", "boolean", "seed beyond numpy's range", "fractional batch size"],
+)
+def test_numbers_are_strict_and_seeds_within_numpys_range(workers, body, named):
+    # Execute
+    answer = httpx.post(workers["reg"] + paths.SGD_FIT_STEP, json=body)
+
+    # Assert
+    assert answer.status_code == 422
+    assert named in answer.json()["detail"]
+
+
+def test_integers_are_numbers(workers):
+    # Execute
+    answer = httpx.post(
+        workers["reg"] + paths.SGD_FIT_STEP, json={"weights": [0, 1, 0], "bias": [0]}
+    )
+
+    # Assert
+    assert answer.status_code == 200
+
+
+def test_the_seeds_older_paths_reach_the_same_endpoints_but_stay_out_of_the_schema(workers):
+    # Prepare
+    body = {"weights": [0.1, 0.2, 0.3], "bias": [0.5]}
+
+    # Execute
+    today = httpx.post(workers["reg"] + paths.SGD_FIT_STEP, json=body).json()
+    older = httpx.post(workers["reg"] + "/v1/chimera-sgd/fit-step", json=body).json()
+    sample = httpx.get(workers["reg"] + "/v1/chimera-sgd/request-data-sample")
+    schema = httpx.get(workers["reg"] + "/openapi.json").json()
+
+    # Assert
+    assert older == today
+    assert sample.status_code == 200
+    assert not [path for path in schema["paths"] if "chimera-sgd" in path]
