@@ -1,10 +1,17 @@
 """Milliseconds per parameter-server round, for N workers x d features x payload encoding,
-beside a raw loopback floor measured in the same run.
+beside two floors measured in the same run.
 
 A *round* is the master broadcasting the weights to N real worker processes and gathering
-their gradients (flowchart steps D to K). The floor sends the same number of bytes each way
-to N plain TCP echo processes over loopback, with no HTTP, no JSON and no arithmetic: what
-the machine costs before any framework does anything. Ratios are computed within this run.
+their gradients (flowchart steps D to K). The floors send the same number of bytes each way
+to N echo processes over loopback, with no JSON and no arithmetic:
+
+* the **TCP floor**: plain sockets, no HTTP: what the machine costs before any framework;
+* the **HTTP floor**: uvicorn with httptools serving a minimal ASGI echo, called by an
+  aiohttp client (the kit's own server and client libraries, doing nothing else): what an
+  HTTP round of these libraries cannot go below.
+
+Ratios are computed within this run; ``kit/http`` is the one to watch (the goal is 1.5 at
+N = 4, d = 1,000, binary).
 
     python benchmarks/round_latency.py            # the full grid (about a minute)
     python benchmarks/round_latency.py --quick    # fewer rounds
@@ -63,14 +70,51 @@ async def _floor_rounds(ports: list[int], n_bytes: int, n_rounds: int) -> float:
     return elapsed / n_rounds
 
 
-def loopback_floor(n_workers: int, n_bytes: int, n_rounds: int) -> float:
+HTTP_ECHO_SERVER = """
+import socket, sys, uvicorn
+async def echo(scope, receive, send):
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body, more = body + message.get("body", b""), message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+sock = socket.socket(); sock.bind(("127.0.0.1", 0)); sock.listen(128)
+print(sock.getsockname()[1], flush=True)
+config = uvicorn.Config(echo, http="httptools", log_level="warning", lifespan="off")
+uvicorn.Server(config).run(sockets=[sock])
+"""
+
+
+async def _http_rounds(ports: list[int], n_bytes: int, n_rounds: int) -> float:
+    """Seconds per round of N concurrent HTTP POSTs of ``n_bytes`` echoed back."""
+    import aiohttp
+
+    payload = bytes(n_bytes)
+    async with aiohttp.ClientSession() as session:
+
+        async def exchange(port: int) -> None:
+            async with session.post(f"http://127.0.0.1:{port}/", data=payload) as answer:
+                await answer.read()
+
+        for _ in range(5):  # warm up: connections open, code paths hot
+            await asyncio.gather(*(exchange(port) for port in ports))
+        started = time.perf_counter()
+        for _ in range(n_rounds):
+            await asyncio.gather(*(exchange(port) for port in ports))
+        return (time.perf_counter() - started) / n_rounds
+
+
+def echo_floor(script: str, rounds, n_workers: int, n_bytes: int, n_rounds: int) -> float:
+    """Seconds per round against ``n_workers`` processes running ``script`` (an echo server
+    that prints its port)."""
     servers = [
-        subprocess.Popen([sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
         for _ in range(n_workers)
     ]
     try:
         ports = [int(server.stdout.readline()) for server in servers]
-        return asyncio.run(_floor_rounds(ports, n_bytes, n_rounds))
+        return asyncio.run(rounds(ports, n_bytes, n_rounds))
     finally:
         for server in servers:
             server.kill()
@@ -99,25 +143,27 @@ def main() -> None:
     scale = 0.25 if args.quick else 1.0
     rng = np.random.default_rng(0)
     print(
-        f"{'workers':>7} {'d':>8} {'floor ms':>9} {'json ms':>9} {'binary ms':>10} "
-        f"{'json/floor':>10} {'binary/floor':>12} {'json/binary':>11}"
+        f"{'workers':>7} {'d':>8} {'tcp ms':>8} {'http ms':>8} {'json ms':>8} "
+        f"{'binary ms':>9} {'binary/http':>11} {'binary/tcp':>10} {'json/binary':>11}"
     )
     for n_features, base_rounds in ROUNDS.items():
         n_rounds = max(3, int(base_rounds * scale))
         X = rng.normal(size=(50, n_features))
         y = X[:, 0] + rng.normal(size=50)
+        n_bytes = 8 * (n_features + 1)
         for n_workers in (1, 2, 4):
             workers = [SGDWorker("regressor").with_data(X, y) for _ in range(n_workers)]
             with LocalCluster(workers, name="bench") as cluster:
-                milliseconds = {
-                    encoding: 1e3 * seconds_per_round(cluster, encoding, n_rounds)
+                json, binary = (
+                    1e3 * seconds_per_round(cluster, encoding, n_rounds)
                     for encoding in ("json", "binary")
-                }
-            floor = 1e3 * loopback_floor(n_workers, 8 * (n_features + 1), n_rounds)
-            json, binary = milliseconds["json"], milliseconds["binary"]
+                )
+            tcp = 1e3 * echo_floor(ECHO_SERVER, _floor_rounds, n_workers, n_bytes, n_rounds)
+            http = 1e3 * echo_floor(HTTP_ECHO_SERVER, _http_rounds, n_workers, n_bytes, n_rounds)
             print(
-                f"{n_workers:>7} {n_features:>8,} {floor:>9.3f} {json:>9.2f} {binary:>10.2f} "
-                f"{json / floor:>10.1f} {binary / floor:>12.1f} {json / binary:>11.1f}",
+                f"{n_workers:>7} {n_features:>8,} {tcp:>8.3f} {http:>8.3f} {json:>8.2f} "
+                f"{binary:>9.2f} {binary / http:>11.2f} {binary / tcp:>10.1f} "
+                f"{json / binary:>11.1f}",
                 flush=True,
             )
 

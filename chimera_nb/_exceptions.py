@@ -4,6 +4,7 @@
 
     ChimeraError                 every error the kit raises on purpose
     ├── ConfigurationError       a constructor argument, CHIMERA_* variable or project file is wrong
+    │   └── FitDivergedError     the loss grew without bound: the learning rate is too large
     ├── DatasetError             a dataset could not be downloaded, read or parsed
     ├── NotFittedError           predict (or coef_) was asked for before fit
     ├── FitInProgressError       a second fit was asked of a master that is fitting
@@ -23,6 +24,7 @@ __all__ = [
     "ConfigurationError",
     "DatasetError",
     "FitCancelledError",
+    "FitDivergedError",
     "FitInProgressError",
     "NotFittedError",
     "QuorumError",
@@ -39,6 +41,11 @@ class ConfigurationError(ChimeraError, ValueError):
 
     Raised before anything starts, so that no worker is left running.
     """
+
+
+class FitDivergedError(ConfigurationError):
+    """Raised when a fit diverges (the loss, or the weights the workers are sent, overflow):
+    a setting is wrong, most often the learning rate; the message says which to lower."""
 
 
 class DatasetError(ChimeraError):

@@ -25,10 +25,14 @@ def update_step(
     bias_gradient: Vector,
     learning_rate: float,
 ) -> tuple[Matrix, Vector, float]:
-    """One gradient step; returns the new weights, bias and the norm of the update."""
-    weights_update = -learning_rate * weights_gradient
-    bias_update = -learning_rate * bias_gradient
-    norm = float(np.sqrt(np.sum(weights_update**2) + np.sum(bias_update**2)))
+    """One gradient step; returns the new weights, bias and the norm of the update.
+
+    A diverging fit overflows to ``inf`` here; the caller sees it in the loss and says so,
+    so numpy's overflow warning would only repeat it."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        weights_update = -learning_rate * weights_gradient
+        bias_update = -learning_rate * bias_gradient
+        norm = float(np.sqrt(np.sum(weights_update**2) + np.sum(bias_update**2)))
     return weights + weights_update, bias + bias_update, norm
 
 

@@ -334,12 +334,14 @@ class Master(Estimator):
 
     # -- the REST server --------------------------------------------------------------------
 
-    def build_app(self, workers: Any):
+    def build_app(self, workers: Any, **options: Any):
         """A FastAPI app serving the seed's fit and predict endpoints for ``workers``, plus
-        ``GET /health``. One fit runs at a time; a second gets HTTP 409."""
+        ``GET /health`` and ``GET /metrics``. One fit runs at a time; a second gets HTTP
+        409. ``options`` go to :func:`chimera_nb.masters.rest.build_app`
+        (``allowed_origins``, ``allowed_hosts``)."""
         from .rest import build_app
 
-        return build_app(self, workers)
+        return build_app(self, workers, **options)
 
     def serve(
         self,

@@ -46,17 +46,13 @@ class PendingBroadcast(Generic[T]):
     async def wait(self, policy: RoundPolicy | None = None) -> Broadcast[T]:
         """Every reply and failure; with a ``policy``, only until it closes the round (the
         calls still running are cancelled and listed in ``cancelled``)."""
-        started, running = time.monotonic(), set(self._tasks.values())
+        running = set(self._tasks.values())
         try:
-            while running and not self._closes(policy, time.monotonic() - started):
-                timeout = None
-                if policy is not None and policy.deadline is not None:
-                    timeout = max(0.0, policy.deadline - (time.monotonic() - started))
-                done, running = await asyncio.wait(
-                    running, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                if not done and timeout is not None:
-                    break  # the deadline passed: the policy closes with what came
+            if policy is None:  # wait for every call: one wait, no rule to ask
+                await asyncio.wait(running)
+                running = set()
+            else:
+                running = await self._until_closed(policy, running)
         except asyncio.CancelledError:  # the fit was abandoned: so are its calls
             for task in running:
                 task.cancel()
@@ -66,6 +62,21 @@ class PendingBroadcast(Generic[T]):
         if running:
             await asyncio.wait(running)
         return self._outcome(policy)
+
+    async def _until_closed(self, policy: RoundPolicy, running: set) -> set:
+        """Wait for replies one at a time until ``policy`` closes the round (or its deadline
+        passes); return the calls still running."""
+        started = time.monotonic()
+        while running and not self._closes(policy, time.monotonic() - started):
+            timeout = None
+            if policy.deadline is not None:
+                timeout = max(0.0, policy.deadline - (time.monotonic() - started))
+            done, running = await asyncio.wait(
+                running, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done and timeout is not None:
+                break  # the deadline passed: the policy closes with what came
+        return running
 
     def _closes(self, policy: RoundPolicy | None, elapsed: float) -> bool:
         if policy is None:

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ValidationError
 from .._exceptions import WorkerError
 from .._types import Endpoints
 from ..auth import bearer_header
+from ..logs import flush_time_log
 from ..spans import Span, SpanLog
 from ..wire import (
     DataSampleResponse,
@@ -200,6 +201,7 @@ class WorkerClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        flush_time_log()  # an action ended: its calls are in chimera_time.log now
 
     async def _send(
         self, method: str, name: str, path: str, body: bytes, headers: dict[str, str]

@@ -9,7 +9,7 @@ flowchart is short.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -19,7 +19,13 @@ from ..algorithms import ColumnStatistics, Standardizer, predict_proba, union_of
 from ..wire import PredictRequest, PredictResponse, StatisticsResponse
 from .flowchart import Flowchart, chain
 
-__all__ = ["PARAMETER_SERVER_PREDICT", "FittedLinearModel", "LinearModel", "global_standardization"]
+__all__ = [
+    "PARAMETER_SERVER_PREDICT",
+    "FittedLinearModel",
+    "LinearModel",
+    "ProposedUpdate",
+    "global_standardization",
+]
 
 #: The seed's predict flowchart: the model lives on the master, no worker is asked.
 PARAMETER_SERVER_PREDICT = Flowchart(
@@ -63,6 +69,15 @@ def global_standardization(
 
 
 PREDICT = PARAMETER_SERVER_PREDICT
+
+
+class ProposedUpdate(NamedTuple):
+    """The step a round's gradient proposes (flowchart step J), taken in step K."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    norm: float
+    learning_rate: float
 
 
 @dataclass

@@ -7,11 +7,11 @@ object (``aggregator``); the rest (quorum, events, ``history_``, spans, REST) is
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from .._exceptions import ChimeraError, WorkerError
+from .._exceptions import ChimeraError, FitDivergedError, WorkerError
 from .._types import ModelType
 from ..algorithms import (
     Gradient,
@@ -35,6 +35,7 @@ from .linear_model import (
     PARAMETER_SERVER_PREDICT,
     FittedLinearModel,
     LinearModel,
+    ProposedUpdate,
     global_standardization,
 )
 
@@ -73,15 +74,6 @@ PARAMETER_SERVER_FIT = Flowchart(
 )
 
 FIT = PARAMETER_SERVER_FIT
-
-
-class ProposedUpdate(NamedTuple):
-    """The step a round's gradient proposes (flowchart step J), taken in step K."""
-
-    weights: np.ndarray
-    bias: np.ndarray
-    norm: float
-    learning_rate: float
 
 
 class ParameterServerMaster(FittedLinearModel, Master):
@@ -254,7 +246,7 @@ class ParameterServerMaster(FittedLinearModel, Master):
         for round_number in range(1, self.max_iter + 2):
             pending = self._broadcast_fit_step(client, round_number)  # D
             replies = await self._wait_for_replies(pending, round_number)  # E, F
-            self._check_quorum(replies, n_workers, f"round {round_number}")  # F -> G
+            self._check_replies(replies, n_workers, round_number)  # F -> G
             gradients = self._gather_gradients(replies, round_number)  # H
             gradient, loss = self._aggregate(gradients, round_number)  # I
             converged, update = self._check_convergence(gradient, loss, round_number)  # J
@@ -298,17 +290,17 @@ class ParameterServerMaster(FittedLinearModel, Master):
         """Step D: send every worker the current weights, in raw units (each with its own
         mini-batch seed)."""
         self.events.publish(FIT, "D", round_number)
-        raw_weights, raw_bias = self._training.raw()
-        steps = {
-            name: FitStep(
-                raw_weights,
-                raw_bias,
-                self._training.classes or None,
-                self.batch_size,
-                self._batch_seed(name, round_number),
-            )
-            for name in client.endpoints
-        }
+        weights, bias = self._training.raw()
+        classes = self._training.classes or None
+        if self.batch_size is None:  # every worker gets the same request: encoded once
+            steps = dict.fromkeys(client.endpoints, FitStep(weights, bias, classes))
+        else:
+            steps = {
+                name: FitStep(
+                    weights, bias, classes, self.batch_size, self._batch_seed(name, round_number)
+                )
+                for name in client.endpoints
+            }
         return client.broadcast(client.fit_step, steps, round_number=round_number)
 
     def _batch_seed(self, name: str, round_number: int) -> int | None:
@@ -327,6 +319,19 @@ class ParameterServerMaster(FittedLinearModel, Master):
         detail = {"answered": replies.answered, "failed": replies.failed}
         self.events.publish(FIT, "F", round_number, cancelled=replies.cancelled, **detail)
         return replies
+
+    def _check_replies(self, replies: Broadcast, n_workers: int, round_number: int) -> None:
+        """Step F: enough workers answered (the quorum); if every worker refused the weights
+        as unusable (422), the fit diverged: say so, rather than blame the quorum."""
+        refused = [r for r in replies.failed.values() if r.startswith("answered HTTP 422")]
+        if not replies.results and replies.failed and len(refused) == len(replies.failed):
+            raise self._diverged(f"every worker refused round {round_number}: {refused[0]}")
+        self._check_quorum(replies, n_workers, f"round {round_number}")
+
+    def _diverged(self, what: str) -> FitDivergedError:
+        return FitDivergedError(
+            f"the fit diverged: {what}. Lower the learning rate (now {self.learning_rate})."
+        )
 
     def _gather_gradients(self, replies: Broadcast, round_number: int) -> dict[str, ShardGradient]:
         """Step H: the answers of the workers that replied, by name, in standardized units."""
@@ -353,10 +358,7 @@ class ParameterServerMaster(FittedLinearModel, Master):
         loss = float(np.average([a.loss for a in answers], weights=[a.n_samples for a in answers]))
         loss += penalty
         if not np.isfinite(loss):
-            raise ChimeraError(
-                f"the fit diverged: the loss became {loss} at round {round_number}. "
-                f"Lower the learning rate (now {self.learning_rate})."
-            )
+            raise self._diverged(f"the loss became {loss} at round {round_number}")
         return Gradient(gradient.weights + penalty_gradient, gradient.bias), loss
 
     def _check_convergence(

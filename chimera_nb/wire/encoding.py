@@ -99,8 +99,12 @@ def decode_frame(
             "body", f"has {len(body)} bytes but 'lengths' {lengths} announce {8 * sum(lengths)}"
         )
     values = np.frombuffer(body, dtype="<f8")
-    vectors = np.split(values, np.cumsum(lengths)[:-1])
-    for name, vector in zip(names, vectors):
-        if not np.all(np.isfinite(vector)):
-            raise BodyError(name, "contains NaN or infinite values")
+    vectors, start = [], 0
+    for length in lengths:  # views into the body: nothing is copied
+        vectors.append(values[start : start + length])
+        start += length
+    if not np.isfinite(values).all():  # one pass over everything; then say where
+        for name, vector in zip(names, vectors):
+            if not np.isfinite(vector).all():
+                raise BodyError(name, "contains NaN or infinite values")
     return vectors, meta

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from pydantic import ValidationError
@@ -39,9 +39,15 @@ class FitStep:
     classes: list[ClassLabel] | None = None
     batch_size: int | None = None
     seed: int | None = None
+    _encoded: dict = field(default_factory=dict, repr=False, compare=False)
 
     def encode(self, encoding: Encoding) -> tuple[bytes, dict[str, str]]:
-        """Body and headers of the request."""
+        """Body and headers of the request; encoded once, however many workers it goes to."""
+        if encoding not in self._encoded:
+            self._encoded[encoding] = self._encode(encoding)
+        return self._encoded[encoding]
+
+    def _encode(self, encoding: Encoding) -> tuple[bytes, dict[str, str]]:
         options = {"classes": self.classes, "batch_size": self.batch_size, "seed": self.seed}
         if encoding == "binary":
             return encode_frame([self.weights, self.bias], options)

@@ -30,6 +30,7 @@ from .models import ErrorResponse
 
 __all__ = [
     "STOP_SIGNALS",
+    "bad_body",
     "describe_validation_errors",
     "error_responses",
     "finish_app",
@@ -121,23 +122,27 @@ def _jsonable(errors: list[dict]) -> list[dict]:
     return [{"loc": list(error.get("loc", ())), "msg": error.get("msg", "")} for error in errors]
 
 
+def bad_body(error: RequestValidationError | ValidationError | BodyError) -> dict[str, Any]:
+    """The 422 body for a request that cannot be used: ``{"detail": "<field>: <problem>"}``,
+    plus each pydantic error in ``errors``."""
+    if isinstance(error, BodyError):
+        return {"detail": str(error)}
+    errors = list(error.errors())
+    return {"detail": describe_validation_errors(errors), "errors": _jsonable(errors)}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer a bad body with 422 and ``{"detail": "<field>: <problem>", "errors": [...]}``."""
 
-    async def _validation(
-        request: Request, error: RequestValidationError | ValidationError
+    async def _bad_body(
+        request: Request, error: RequestValidationError | ValidationError | BodyError
     ) -> JSONResponse:
-        errors = list(error.errors())
-        body = {"detail": describe_validation_errors(errors), "errors": _jsonable(errors)}
-        return JSONResponse(body, status_code=422)
+        return JSONResponse(bad_body(error), status_code=422)
 
-    # FastAPI raises the first for request bodies; the second comes from our own models.
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(ValidationError, _validation)
-
-    @app.exception_handler(BodyError)
-    async def _body(request: Request, error: BodyError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=422)
+    # FastAPI raises the first for request bodies; the others come from our own models.
+    app.add_exception_handler(RequestValidationError, _bad_body)
+    app.add_exception_handler(ValidationError, _bad_body)
+    app.add_exception_handler(BodyError, _bad_body)
 
     @app.exception_handler(HTTPException)
     async def _unreadable(request: Request, error: HTTPException) -> JSONResponse:

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..auth import require_token_for, token_matches, worker_token_from_environment
 from ..wire import DelayRequest, HealthResponse, paths
+from ..wire.fastpath import FastRoutes, RawHandler
 from ..wire.server import error_responses, finish_app, new_app, run_server
 from .launch import current_context
 from .training_data import TrainingData, load_training_data
@@ -89,6 +90,12 @@ class Worker:
         :mod:`chimera_nb.wire.guard`, which ``allowed_origins`` and ``allowed_hosts`` widen."""
         token = getattr(self, "token_", None)
         app = new_app(f"chimera-nb {self.role} {self.name_}", token=bool(token))
+        fast = self._fast_routes()
+        if fast:  # first added, so innermost: behind the token check and the guard
+            older = {
+                paths.OLDER[path]: handler for path, handler in fast.items() if path in paths.OLDER
+            }
+            app.add_middleware(FastRoutes, routes={**fast, **older})
         if token:
             app.add_middleware(_RequireToken, token=token)
 
@@ -103,6 +110,11 @@ class Worker:
 
         self._add_routes(app)
         return finish_app(app, allowed_origins=allowed_origins, allowed_hosts=allowed_hosts)
+
+    def _fast_routes(self) -> dict[str, RawHandler]:
+        """Paths a fit calls every round, answered without FastAPI's per-request work (see
+        :mod:`chimera_nb.wire.fastpath`); their FastAPI routes stay, for ``/docs``."""
+        return {}
 
     def _add_routes(self, app: FastAPI) -> None:
         raise NotImplementedError

@@ -525,3 +525,21 @@ def test_a_deadline_closes_the_round_with_the_replies_that_came(four_workers):
     # Assert
     assert all(record.answered == ["worker1", "worker3", "worker4"] for record in master.history_)
     assert all(set(record.cancelled) == {"worker2"} for record in master.history_)
+
+
+def test_a_diverging_fit_says_to_lower_the_learning_rate(wine_cluster, serve_master):
+    # Prepare: a step far beyond 2 / the largest eigenvalue
+    from chimera_nb import FitDivergedError
+
+    master = ParameterServerMaster("regressor", learning_rate=1e150, max_iter=50, tol=0.0)
+
+    # Execute
+    with pytest.raises(FitDivergedError, match="Lower the learning rate") as raised:
+        master.fit(wine_cluster)
+    with serve_master(master, wine_cluster) as server:
+        answer = httpx.post(server.url + paths.PARAMETER_SERVER_FIT, timeout=60)
+
+    # Assert: an error in the request's settings (422), not a quorum problem (503)
+    assert "the fit diverged" in str(raised.value)
+    assert answer.status_code == 422
+    assert "learning rate" in answer.json()["detail"]
