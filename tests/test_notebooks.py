@@ -24,20 +24,28 @@ NOTEBOOK_TIMEOUT = 240  # seconds per notebook, kernel start and shutdown includ
 
 #: Text each notebook must print (stdout, or the text form of a displayed value).
 EXPECTED_OUTPUT = {
-    "01_quickstart": ["R² distributed (4 workers):", "R² scikit-learn, one machine:"],
+    "01_quickstart": [
+        "rounds: 401,",  # the text says 401 rounds: 400 updates and a last evaluation
+        "R² distributed (4 workers):",
+        "R² scikit-learn, one machine:",
+    ],
     "02_data_parallelism_parameter_server": [
         "weighted mean   vs full gradient",
         "max relative difference of the coefficients",
+        "(below 1e-8: True)",  # the one tolerance the texts state
         "unweighted mean: max relative difference",
         "ms per round",
     ],
     "03_model_and_hybrid_parallelism_bagging": [
         "distinct seeds: 4 of 4",
         "same as the master's predict_proba: True",
+        "the two votes differ on",  # a real wine on which soft and hard votes disagree
+        "hard vote: members say",
         "BaggingClassifier",
     ],
     "04_latency_logs_and_failures": [
         "worker=worker1 endpoint=/v1/chimera/sgd/",
+        "sent_after_ms",  # the master sends a round's calls one after the other
         "worker3: connection",
         "QuorumError: ",
         "quorum='all': 101 rounds",
@@ -68,6 +76,18 @@ if "google.colab" in sys.modules:  # Colab only: install the kit and turn on wid
 
 def test_every_notebook_has_expectations():
     assert [path.stem for path in NOTEBOOKS] == sorted(EXPECTED_OUTPUT)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_every_notebook_ends_with_one_cell_of_exercises(path):
+    # Execute
+    cells = nbformat.read(path, as_version=4).cells
+    exercises = [c for c in cells if c.cell_type == "markdown" and "## Your turn" in c.source]
+
+    # Assert: one cell, a few numbered questions, before the clean-up
+    assert len(exercises) == 1
+    assert exercises[0].source.count("\n1. ") + exercises[0].source.count("\n2. ") == 2
+    assert cells.index(exercises[0]) > len(cells) - 4
 
 
 @pytest.fixture

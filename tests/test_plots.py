@@ -1,4 +1,5 @@
-"""The chart functions: each returns a matplotlib Figure that renders to PNG."""
+"""The chart functions: each returns a matplotlib Figure that renders to PNG; and the rules
+the dashboard shares with them (timeline rounds, box numbers, short failure reasons)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,17 @@ from chimera_nb.logs import read_time_log
 from chimera_nb.masters import AggregationMaster, ParameterServerMaster, RoundRecord
 from chimera_nb.masters.flowchart import ACTIVE_COLOR
 from chimera_nb.plots import (
+    latency_boxes,
     plot_flowchart,
     plot_latency,
     plot_latency_over_rounds,
     plot_loss,
+    plot_timeline,
+    short_reason,
+    timeline_rounds,
     worker_table,
 )
+from chimera_nb.spans import Span
 
 FIT_STEP = "/v1/chimera/sgd/fit-step"
 
@@ -193,3 +199,104 @@ def test_worker_table_guesses_states_from_the_last_round_without_states():
     # Assert
     assert table["state"].to_dict() == {"w1": "up", "w2": "failed"}
     assert table.loc["w2", "detail"] == "timeout after 2.0 s, round 1"
+
+
+def spans_of(rounds: int, slow: str = "worker3", late_s: float = 0.2) -> list[Span]:
+    """Real-looking spans: 3 workers a round, sent 0.1 ms apart, ``slow`` answering late."""
+    spans, clock = [], 1_000.0
+    for round_number in range(1, rounds + 1):
+        for i, worker in enumerate(("worker1", "worker2", "worker3")):
+            start = clock + 1e-4 * i
+            end = start + (late_s if worker == slow else 0.002)
+            spans.append(Span(worker, FIT_STEP, start, end, "200", round_number))
+        clock += late_s + 0.001
+    return spans
+
+
+def test_timeline_rounds_keeps_the_last_rounds_from_their_first_send():
+    # Execute
+    rounds = timeline_rounds(spans_of(10), last_rounds=4)
+
+    # Assert
+    assert [r.round_number for r in rounds] == [7, 8, 9, 10]
+    calls = {call.worker: call for call in rounds[0].calls}
+    assert calls["worker1"].start_ms == 0.0
+    assert calls["worker2"].start_ms == pytest.approx(0.1)
+    assert calls["worker3"].end_ms - calls["worker3"].start_ms == pytest.approx(200.0)
+    assert rounds[0].barrier_ms == pytest.approx(200.2)
+
+
+def test_plot_timeline_draws_a_lane_per_worker_with_the_straggler_longest():
+    # Execute
+    figure = plot_timeline(spans_of(10), last_rounds=3)
+
+    # Assert
+    axes = figure.axes[0]
+    assert [label.get_text() for label in axes.get_yticklabels()] == [
+        "worker1",
+        "worker2",
+        "worker3",
+    ]
+    calls = [bar for bar in axes.patches if to_hex(bar.get_facecolor()) == to_hex("tab:blue")]
+    width = {
+        lane: sum(b.get_width() for b in calls if round(b.get_y() + 0.4) == lane)
+        for lane in range(3)
+    }
+    assert width[2] > 50 * width[0]
+    assert sum("round 10" in text.get_text() for text in axes.texts) == 1
+    assert png(figure).startswith(b"\x89PNG")
+
+
+def test_latency_boxes_keep_the_outliers_by_matplotlibs_rule():
+    # Execute
+    boxes = latency_boxes({"worker1": [1.0] * 51 + [1.2] * 49 + [200.0], "worker2": [3.0, 3.1]})
+
+    # Assert
+    first = boxes[0]
+    assert (first["worker"], first["n"], first["median"]) == ("worker1", 101, 1.0)
+    assert first["outliers"] == [200.0] and first["high"] == 1.2
+    assert boxes[1]["outliers"] == []
+
+
+def test_log_axes_have_at_least_three_labels_even_within_one_decade(time_log):
+    # Prepare: every worker between 1 and 3 ms
+    fast = time_log[time_log["latency_ms"] < 5]
+
+    # Execute
+    figure = plot_latency(fast)
+    figure.canvas.draw()
+
+    # Assert
+    axes = figure.axes[0]
+    low, high = axes.get_ylim()
+    shown = [t for t in axes.get_yticks() if low <= t <= high]
+    assert len(shown) >= 3, shown
+
+
+def test_latency_over_rounds_puts_its_legend_beside_the_axes(time_log):
+    # Execute
+    figure = plot_latency_over_rounds(time_log)
+    figure.canvas.draw()
+
+    # Assert: the legend starts right of the axes, so it covers no line
+    axes = figure.axes[0]
+    legend = axes.get_legend().get_window_extent()
+    assert legend.x0 >= axes.get_window_extent().x1
+
+
+@pytest.mark.parametrize(
+    ("reason", "round_number", "short"),
+    [
+        ("killed", 197, "killed at round 197"),
+        ("connection lost ([Errno 104] Connection reset by peer)", 8, "connection lost at round 8"),
+        ("timed out after 2 s", 3, "timed out at round 3"),
+        ("connection refused", None, "refused"),
+        (
+            "HTTPStatusError: Server error '500 Internal Server Error'",
+            5,
+            "HTTPStatusError at round 5",
+        ),
+    ],
+)
+def test_short_reason_says_a_failure_in_a_few_words(reason, round_number, short):
+    assert short_reason(reason, round_number) == short

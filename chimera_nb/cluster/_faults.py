@@ -7,11 +7,15 @@ books (a worker's :class:`~chimera_nb.states.WorkerFault`, its state, a line in
 ``_disconnect`` and ``_reconnect``. What a backend cannot cause raises a
 :class:`~chimera_nb.ClusterError` that says what works instead. :meth:`~WorkerFaults.slow`
 works over HTTP, so on every backend.
+
+Whoever watches the cluster (a notebook's dashboard) is told of every change at once, from
+whichever cell or button made it: :meth:`~WorkerFaults.on_fault`.
 """
 
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httpx
@@ -26,13 +30,37 @@ from ._health import health_client
 if TYPE_CHECKING:
     from ._records import WorkerRecord
 
-__all__ = ["WorkerFaults"]
+__all__ = ["FaultListener", "WorkerFaults"]
 
 _FAULT_TIMEOUT = 10.0  # seconds for a worker to accept a delay (slow())
+
+#: Called as ``listener(name, state, fault, delay)`` after a fault method changed a worker.
+FaultListener = Callable[[str, WorkerState, WorkerFault | None, float], None]
 
 
 class WorkerFaults:
     """The fault methods of every cluster (a part of :class:`BaseCluster`)."""
+
+    _fault_listeners: tuple[FaultListener, ...] = ()
+
+    def on_fault(self, listener: FaultListener) -> Callable[[], None]:
+        """Call ``listener(name, state, fault, delay)`` after every kill, pause, unpause,
+        slow, disconnect, reconnect and restart, in the thread that made the call (be quick);
+        returns a function that unsubscribes. A dashboard shows a change made from any cell
+        at once, without waiting for its next ``status()`` probe."""
+        self._fault_listeners = (*self._fault_listeners, listener)
+
+        def unsubscribe() -> None:
+            self._fault_listeners = tuple(f for f in self._fault_listeners if f is not listener)
+
+        return unsubscribe
+
+    def _announce(self, worker: WorkerRecord) -> None:
+        for listener in self._fault_listeners:
+            try:
+                listener(worker.name, worker.state, worker.fault, worker.delay)
+            except Exception:  # a broken view must not break a fault call
+                status_logger.exception("fault listener %r failed", listener)
 
     def kill(self, name: str, sig: int | str = signal.SIGKILL) -> None:
         """Send a signal to one worker: SIGKILL (the default) crashes it, and it shows
@@ -41,6 +69,7 @@ class WorkerFaults:
         if self._kill(worker, sig):
             worker.fault, worker.state = WorkerFault.KILLED, WorkerState.FAILED
         status_logger.warning("fault: sent %s to worker %s", getattr(sig, "name", sig), name)
+        self._announce(worker)
 
     def pause(self, name: str) -> None:
         """Freeze one worker: it holds every request until :meth:`unpause`, so a master
@@ -49,6 +78,7 @@ class WorkerFaults:
         self._pause(worker)
         worker.fault, worker.state = WorkerFault.PAUSED, WorkerState.SLOW
         status_logger.warning("fault: paused worker %s", name)
+        self._announce(worker)
 
     def unpause(self, name: str) -> None:
         """Thaw a paused worker: it answers the requests it held, late."""
@@ -58,6 +88,7 @@ class WorkerFaults:
             worker.fault = None
             worker.state = WorkerState.SLOW if worker.delay else WorkerState.UP
         status_logger.warning("fault: unpaused worker %s", name)
+        self._announce(worker)
 
     def slow(self, name: str, seconds: float) -> None:
         """Make one worker a straggler: it answers every training call ``seconds`` later
@@ -83,6 +114,7 @@ class WorkerFaults:
         if worker.fault is None:
             worker.state = WorkerState.SLOW if seconds else WorkerState.UP
         status_logger.warning("fault: worker %s answers %g s late", name, seconds)
+        self._announce(worker)
 
     def disconnect(self, name: str) -> None:
         """Take one worker off its network (a cable pulled): calls to it are refused until
@@ -91,6 +123,7 @@ class WorkerFaults:
         self._disconnect(worker)
         worker.fault, worker.state = WorkerFault.DISCONNECTED, WorkerState.FAILED
         status_logger.warning("fault: disconnected worker %s", name)
+        self._announce(worker)
 
     def reconnect(self, name: str) -> None:
         """Put a disconnected worker back on its network, at the same URL, and wait until
@@ -100,6 +133,7 @@ class WorkerFaults:
         worker.fault = None
         self._raise_unless_up([worker], f"Call restart({name!r}) to start it afresh.")
         status_logger.warning("fault: reconnected worker %s", name)
+        self._announce(worker)
 
     def restart(self, name: str) -> None:
         """Stop the worker if it still runs, start the same target at the same URL (faults
@@ -111,6 +145,7 @@ class WorkerFaults:
         self._write_manifest()
         self._raise_unless_up([worker], f"Fix it and call restart({name!r}) again.")
         status_logger.info("restarted worker %s", name)
+        self._announce(worker)
 
     # --- what a backend says: how to cause each fault ---------------------------------------
 

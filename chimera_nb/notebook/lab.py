@@ -150,11 +150,12 @@ class Lab:
     def predict(self, X: Any) -> np.ndarray:
         return self.master.predict(X)
 
-    def dashboard(self):
-        """A live dashboard of this lab (flowchart, loss, latency, workers, controls)."""
+    def dashboard(self, *, reference: float | None = None):
+        """A live dashboard of this lab: flowchart, cluster, loss (and its excess over a
+        one-machine ``reference`` loss), round time, latency, timeline, controls."""
         from .dashboard import Dashboard
 
-        return Dashboard(self)
+        return Dashboard(self, reference=reference)
 
     def _require_running(self) -> None:
         if self._server is None:

@@ -1,9 +1,10 @@
-"""Drive one notebook in JupyterLab through Playwright and watch the dashboard while it runs.
+"""Drive one notebook in JupyterLab (or Notebook 7) through Playwright and watch the
+dashboard while it runs.
 
 The page records what the dashboard shows by itself: a recorder samples the active flowchart
-step and the loss image's ``src`` every 100 ms and after every DOM mutation, so a step that
-lasts less than a poll is still seen. Python only reads that record (and the kernel status)
-in a bounded loop.
+step, the round counter and the loss chart's last round every 50 ms and after every DOM
+mutation, so a step that lasts less than a poll is still seen. Python only reads that record
+(and the kernel status) in a bounded loop.
 """
 
 from __future__ import annotations
@@ -11,29 +12,24 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-# DOM contract with chimera_nb/notebook/dashboard.py and flowchart.py (flowchart_html).
+# DOM contract with chimera_nb/notebook/dashboard/browser (the live view's ES module).
 DASHBOARD = ".chimera-dashboard"
 STEP_BODY = ".chimera-flowchart .chimera-flowchart-body"
 ACTIVE_STEP = ".chimera-step-active"
-LOSS_IMG = "img.chimera-loss, .chimera-loss img"
-LATENCY_IMG = "img.chimera-latency, .chimera-latency img"
+LOSS = ".chimera-loss"  # carries data-last-round: the last round the loss chart shows
+STATUS = ".chimera-live .chimera-status"  # carries data-round: the round counter
 INDICATOR = ".jp-Notebook-ExecutionIndicator"
 STDERR = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
 
 RECORDER_JS = """
-([stepBody, activeStep, lossImg]) => {
+([stepBody, activeStep, lossSel, statusSel]) => {
   if (window.__chimera) return;
-  const rec = {steps: [], losses: [], visited: {}, samples: 0, t0: performance.now()};
-  const hash = (s) => {  // cheap and enough to tell data: URIs apart without storing them
-    let h = 5381;
-    for (let i = 0; i < s.length; i += Math.max(1, Math.floor(s.length / 4096)))
-      h = ((h * 33) ^ s.charCodeAt(i)) >>> 0;
-    return s.length + ':' + h + ':' + s.slice(-24);
-  };
+  const rec = {steps: [], losses: [], progress: [], visited: {}, samples: 0, t0: performance.now()};
+  const now = () => Math.round(performance.now() - rec.t0);
   const push = (list, value) => {
     if (value == null || value === '') return;
     if (list.length && list[list.length - 1].v === value) return;
-    list.push({v: value, t: Math.round(performance.now() - rec.t0)});
+    list.push({v: value, t: now()});
   };
   const sample = () => {
     rec.samples += 1;
@@ -49,8 +45,15 @@ RECORDER_JS = """
     if (step) push(rec.steps, machine + ':' + step);
     if (body) for (const v of body.querySelectorAll('.chimera-step-visited'))
       rec.visited[machine + ':' + v.getAttribute('data-step')] = true;
-    const img = document.querySelector(lossImg);
-    if (img && img.getAttribute('src')) push(rec.losses, hash(img.getAttribute('src')));
+    const loss = document.querySelector(lossSel + '[data-last-round]');
+    const lossRound = loss ? loss.getAttribute('data-last-round') : null;
+    push(rec.losses, lossRound);
+    const status = document.querySelector(statusSel);
+    const counter = status ? status.getAttribute('data-round') : null;
+    const last = rec.progress[rec.progress.length - 1];
+    if (counter !== null && (!last || last.counter !== +counter || last.loss !== +lossRound))
+      rec.progress.push({t: now(), counter: +counter, loss: +lossRound,
+                         fitting: status.getAttribute('data-fitting') === 'true'});
   };
   let queued = false;
   new MutationObserver(() => {
@@ -58,8 +61,8 @@ RECORDER_JS = """
     queued = true;
     queueMicrotask(() => { queued = false; sample(); });
   }).observe(document.body, {subtree: true, childList: true, attributes: true,
-                             attributeFilter: ['src', 'data-active-step', 'class']});
-  setInterval(sample, 100);
+             attributeFilter: ['data-last-round', 'data-round', 'data-active-step', 'class']});
+  setInterval(sample, 50);
   window.__chimera = rec;
 }
 """
@@ -79,6 +82,7 @@ STATE_JS = """
     steps: rec.steps.map((s) => s.v),
     stepTimes: rec.steps.map((s) => s.t),
     lossChanges: Math.max(0, rec.losses.length - 1),
+    progress: rec.progress || [],
     visited: Object.keys(rec.visited || {}),
     samples: rec.samples || 0,
   };
@@ -96,7 +100,8 @@ class RunRecord:
     steps: list[str] = field(default_factory=list)  # "machine:step", consecutive repeats dropped
     visited: list[str] = field(default_factory=list)  # "machine:step" ever tinted as visited
     step_times: list[int] = field(default_factory=list)
-    loss_changes: int = 0
+    loss_changes: int = 0  # how often the loss chart's last round changed
+    progress: list[dict] = field(default_factory=list)  # {t, counter, loss, fitting} changes
     samples: int = 0
     seconds: float = 0.0
 
@@ -129,7 +134,7 @@ class RunRecord:
             f"kernel={self.status} prompts={self.prompts} active steps seen (in order, "
             f"first 60)={self.steps[:60]} distinct per flowchart={self.steps_by_machine} "
             f"visited={sorted(self.visited)} "
-            f"loss image changes={self.loss_changes} samples={self.samples} "
+            f"loss chart changes={self.loss_changes} samples={self.samples} "
             f"errors={len(self.errors)} after {self.seconds:.1f} s"
         )
 
@@ -144,6 +149,7 @@ def read_state(page) -> RunRecord:
         visited=raw["visited"],
         step_times=raw["stepTimes"],
         loss_changes=raw["lossChanges"],
+        progress=raw["progress"],
         samples=raw["samples"],
     )
 
@@ -169,7 +175,7 @@ def open_notebook(page, url: str, kernel_ready, timeout: float = 60.0) -> None:
             " return e ? e.getAttribute('data-status') : null; }",
             INDICATOR,
         )
-        if status == "idle" and kernel_ready():
+        if status in ("idle", None) and kernel_ready():  # Notebook 7 may show no indicator
             idle_since = idle_since or time.monotonic()
             if time.monotonic() - idle_since >= 0.5:
                 return

@@ -1,4 +1,4 @@
-"""A throwaway JupyterLab server and a Playwright driver for one notebook.
+"""A throwaway JupyterLab server (which also serves Notebook 7's pages) for one test.
 
 Nothing of the user's Jupyter setup is used: config, data, runtime, settings and workspace
 folders all live under the test's tmp_path. The server is shut down through its REST API
@@ -183,6 +183,10 @@ class JupyterLabServer:
         return (
             f"{self.url}/lab/workspaces/{workspace}/tree/{relative_path}?reset&token={self.token}"
         )
+
+    def notebook7_url(self, relative_path: str) -> str:
+        """The same notebook in Notebook 7's page (served by the same server)."""
+        return f"{self.url}/notebooks/{relative_path}?token={self.token}"
 
     def log_tail(self, lines: int = 60) -> str:
         try:

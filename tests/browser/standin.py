@@ -36,7 +36,10 @@ def png(values, title):
     return buf.getvalue()
 
 flow = W.HTML(flowchart_html("A")); flow.add_class("chimera-flowchart")
-loss = W.Image(value=png([1.0], "loss"), format="png"); loss.add_class("chimera-loss")
+def loss_html(n_rounds):
+    return f'<div class="chimera-loss" data-last-round="{n_rounds}">loss, {n_rounds} rounds</div>'
+
+loss = W.HTML(loss_html(0))
 latency = W.Image(value=png([1, 2, 1], "latency"), format="png"); latency.add_class("chimera-latency")
 rounds = W.Image(value=png([1, 1], "latency over rounds"), format="png")
 rounds.add_class("chimera-latency-rounds")
@@ -54,13 +57,11 @@ display(dashboard)
 
 FIT = r"""
 def fake_fit(n_rounds=12):
-    losses = []
     for r in range(n_rounds):
         for step in "DEHIJK":
             flow.value = flowchart_html(step)
             time.sleep(0.04)
-        losses.append(1.0 / (r + 1))
-        loss.value = png(losses, "loss")
+        loss.value = loss_html(r + 1)
     flow.value = flowchart_html("L")
 
 thread = threading.Thread(target=fake_fit)

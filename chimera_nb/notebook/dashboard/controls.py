@@ -1,9 +1,12 @@
-"""The dashboard's buttons: pick a worker, then Kill, Restart or Slow it; Fit and Stop fit.
+"""The dashboard's buttons: pick a worker, then Kill, Restart or Slow it; Fit and Stop fit;
+Slow motion, Step one round and Full speed; and which master to follow.
 
-Button handlers run in the kernel, so they must be quick: kill, slow and stop are; a restart
-waits for the worker to come up, so it runs in a thread. Errors go to the message area, never
-up into the notebook. Clicks queue while a cell blocks, so the Fit button starts a
-background fit (``master.fit(cluster, wait=False)``).
+Button handlers run in the kernel, so they must be quick: kill, slow, stop and the pacer's
+switches are; a restart waits for the worker to come up, so it runs in a thread. What a click
+changes on a worker reaches the view through the cluster's fault listener (the same path as a
+call from a cell), so the buttons write no state of their own. Errors go to the message area,
+newest first, never up into the notebook. Clicks queue while a cell blocks, so the Fit button
+starts a background fit (``master.fit(cluster, wait=False)``).
 """
 
 from __future__ import annotations
@@ -11,17 +14,19 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
+from html import escape
 from typing import Any
 
 import ipywidgets as widgets
 
 from ...masters.running import FitHandle
-from .state import DashboardState
 
-__all__ = ["Controls"]
+__all__ = ["Controls", "pacer_mode", "tagged"]
 
 _SLOW_SECONDS = 0.2  # what "Slow +200 ms" injects
+_SLOW_MOTION = 1.0  # seconds per round in slow motion
 _MESSAGES_KEPT = 6
+_FOLLOW_ANY = ("follow any master on these workers", "any")  # (label, value) of the menu
 
 
 def tagged(widget: widgets.Widget, name: str) -> widgets.Widget:
@@ -30,53 +35,98 @@ def tagged(widget: widgets.Widget, name: str) -> widgets.Widget:
     return widget
 
 
+def pacer_mode(master: Any) -> str:
+    """ "full speed", "slow motion" or "paused", as ``master.pacer`` is set (by a button or
+    a cell)."""
+    pacer = master.pacer
+    return "paused" if pacer.paused else "slow motion" if pacer.seconds_per_round else "full speed"
+
+
 class Controls:
     """The buttons of a lab's dashboard and what each does.
 
     Parameters
     ----------
     lab : Lab
-    state : DashboardState
-        Written at once by each action, so that the table shows it before the next probe.
-    on_change : callable
-        Called after an action that changes a worker (asks for a status probe soon).
+    following : callable
+        Returns the master the dashboard follows now (Stop fit and the pacer act on it).
+    is_slow : callable
+        ``is_slow(name)``: whether a worker is slowed now (the Slow button's label).
     """
 
-    def __init__(self, lab: Any, state: DashboardState, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self, lab: Any, following: Callable[[], Any], is_slow: Callable[[str], bool]
+    ) -> None:
         self.lab = lab
-        self.state = state
-        self.on_change = on_change
+        self.following = following
+        self.is_slow = is_slow
         self.fit_handle: FitHandle | None = None
         self._reported: FitHandle | None = None
         self._say_lock = threading.Lock()
+        self.said: list[tuple[str, str]] = []  # (kind, text), newest first
 
-        self.worker_choice = widgets.Dropdown(
-            options=lab.cluster.names, description="worker", layout={"width": "190px"}
+        self.worker_choice = tagged(
+            widgets.Dropdown(
+                options=lab.cluster.names, description="worker", layout={"width": "200px"}
+            ),
+            "chimera-worker-choice",
         )
-        self.fit_button = self._button("Fit", "chimera-fit", "90px", icon="play")
-        self.kill_button = self._button("Kill", "chimera-kill", "80px", button_style="danger")
-        self.restart_button = self._button("Restart", "chimera-restart", "90px")
-        self.slow_button = self._button(
-            "Slow +200 ms", "chimera-slow", "130px", button_style="warning"
-        )
+        self.kill_button = self._button("Kill", "chimera-kill", "76px", button_style="danger")
+        self.restart_button = self._button("Restart", "chimera-restart", "96px")
+        self.slow_button = self._button("Slow +200 ms", "chimera-slow", "148px")
+        self.fit_button = self._button("Fit", "chimera-fit", "76px", icon="play")
         self.stop_button = self._button("Stop fit", "chimera-stop", "110px", icon="stop")
-        self.messages = tagged(
-            widgets.Output(layout={"max_height": "120px", "overflow": "auto"}), "chimera-messages"
+        self.slow_motion_button = self._button("Slow motion", "chimera-slow-motion", "136px")
+        self.step_button = self._button("Step one round", "chimera-step-round", "160px")
+        self.full_speed_button = self._button("Full speed", "chimera-full-speed", "120px")
+        self.master_choice = tagged(
+            widgets.Dropdown(
+                options=[_FOLLOW_ANY], description="master", layout={"width": "430px"}
+            ),
+            "chimera-master-choice",
         )
-        self.fit_button.on_click(self.fit)
-        self.kill_button.on_click(self.kill)
-        self.restart_button.on_click(self.restart)
-        self.slow_button.on_click(self.slow)
-        self.stop_button.on_click(self.stop)
+        self.messages = tagged(
+            widgets.HTML(
+                '<div class="cl-placeholder">What the buttons do shows here, newest first.</div>',
+                layout={"max_height": "124px", "width": "360px", "overflow": "hidden"},
+            ),
+            "chimera-messages",
+        )
+        for button, action in [
+            (self.kill_button, self.kill),
+            (self.restart_button, self.restart),
+            (self.slow_button, self.slow),
+            (self.fit_button, self.fit),
+            (self.stop_button, self.stop),
+            (self.slow_motion_button, self.slow_motion),
+            (self.step_button, self.step),
+            (self.full_speed_button, self.full_speed),
+        ]:
+            button.on_click(action)
         self.worker_choice.observe(lambda _change: self.label_slow_button(), "value")
-        self.widget = widgets.VBox(
+        row = {"flex_flow": "row wrap", "align_items": "center"}
+        buttons = widgets.VBox(
             [
                 widgets.HBox(
-                    [self.worker_choice, self.kill_button, self.restart_button, self.slow_button]
+                    [self.worker_choice, self.kill_button, self.restart_button, self.slow_button],
+                    layout=row,
                 ),
-                widgets.HBox([self.fit_button, self.stop_button]),
-                self.messages,
-            ]
+                widgets.HBox(
+                    [
+                        self.fit_button,
+                        self.stop_button,
+                        self.slow_motion_button,
+                        self.step_button,
+                        self.full_speed_button,
+                    ],
+                    layout=row,
+                ),
+                self.master_choice,
+            ],
+            layout={"flex": "1 1 520px"},
+        )
+        self.widget = widgets.HBox(
+            [buttons, self.messages], layout={"flex_flow": "row wrap", "grid_gap": "4px 16px"}
         )
 
     @staticmethod
@@ -85,14 +135,39 @@ class Controls:
             widgets.Button(description=description, layout={"width": width}, **options), name
         )
 
+    @property
+    def inputs(self) -> list[widgets.DOMWidget]:
+        """Every button and menu, in the order shown."""
+        return [
+            self.worker_choice,
+            self.kill_button,
+            self.restart_button,
+            self.slow_button,
+            self.fit_button,
+            self.stop_button,
+            self.slow_motion_button,
+            self.step_button,
+            self.full_speed_button,
+            self.master_choice,
+        ]
+
+    def disable(self) -> None:
+        """Every control off: the lab (or the dashboard) is closed."""
+        for control in self.inputs:
+            control.disabled = True
+
     # -- messages -------------------------------------------------------------------------------
 
     def say(self, text: str, *, error: bool = False) -> None:
-        """A line in the message area (the last few are kept)."""
+        """A line at the top of the message area (the last few are kept, newest first; a
+        long line is cut, and whole in its tooltip)."""
         with self._say_lock:
-            (self.messages.append_stderr if error else self.messages.append_stdout)(text + "\n")
-            if len(self.messages.outputs) > _MESSAGES_KEPT:
-                self.messages.outputs = self.messages.outputs[-_MESSAGES_KEPT:]
+            self.said = [("error" if error else "info", text), *self.said][:_MESSAGES_KEPT]
+            self.messages.value = "".join(
+                f'<div class="chimera-message" data-kind="{kind}" title="{escape(line)}">'
+                f"{escape(line)}</div>"
+                for kind, line in self.said
+            )
 
     @contextlib.contextmanager
     def _reporting(self, action: str):
@@ -103,51 +178,39 @@ class Controls:
 
     # -- the actions ----------------------------------------------------------------------------
 
-    def _fit_running(self) -> bool:
-        starting = self.fit_handle is not None and not self.fit_handle.done()
-        return self.state.fit_running or starting
-
     def fit(self, _button: Any = None) -> None:
         with self._reporting("Fit"):
-            if self._fit_running():
+            if self.lab.master.fitting:
                 self.say("a fit is already running: stop it first")
                 return
             self.fit_handle = self.lab.fit(wait=False)
             self.say("fit started in the background")
 
     def stop(self, _button: Any = None) -> None:
+        master = self.following()
         with self._reporting("Stop fit"):
-            if not self._fit_running():  # a stop now would end the next fit early
+            if not master.fitting:  # a stop now would end the next fit early
                 self.say("no fit is running")
                 return
-            self.lab.master.stop()
+            master.stop()
             self.say("stop requested: the fit ends after this round")
 
     def kill(self, _button: Any = None) -> None:
         name = self.worker_choice.value
-        self.state.note_killed(name)
         with self._reporting(f"Kill {name}"):
             self.lab.cluster.kill(name)
             self.say(f"{name} killed")
-        self.on_change()  # a probe soon: it corrects the table if the kill failed
         self.label_slow_button()
 
     def restart(self, _button: Any = None) -> None:
         name = self.worker_choice.value
         self.say(f"restarting {name}...")
-        with self.state.lock:
-            self.state.busy += 1
 
         def restart() -> None:
-            try:
-                with self._reporting(f"Restart {name}"):
-                    self.lab.cluster.restart(name)
-                    self.state.note_restarted(name)
-                    self.label_slow_button()
-                    self.say(f"{name} restarted")
-            finally:
-                with self.state.lock:
-                    self.state.busy -= 1
+            with self._reporting(f"Restart {name}"):
+                self.lab.cluster.restart(name)
+                self.label_slow_button()
+                self.say(f"{name} restarted")
 
         threading.Thread(
             target=restart, name=f"chimera-dashboard-{self.lab.name}-restart", daemon=True
@@ -155,10 +218,9 @@ class Controls:
 
     def slow(self, _button: Any = None) -> None:
         name = self.worker_choice.value
-        seconds = 0.0 if self.state.is_slow(name) else _SLOW_SECONDS
+        seconds = 0.0 if self.is_slow(name) else _SLOW_SECONDS
         with self._reporting(f"Slow {name}"):
             self.lab.cluster.slow(name, seconds)
-            self.state.note_delay(name, seconds)
             self.label_slow_button()
             self.say(
                 f"{name} answers {seconds * 1000:g} ms late"
@@ -167,8 +229,38 @@ class Controls:
             )
 
     def label_slow_button(self) -> None:
-        slow = self.state.is_slow(self.worker_choice.value)
+        slow = self.is_slow(self.worker_choice.value)
         self.slow_button.description = "Normal speed" if slow else "Slow +200 ms"
+
+    def slow_motion(self, _button: Any = None) -> None:
+        pacer = self.following().pacer
+        pacer.full_speed()
+        pacer.slow_motion(_SLOW_MOTION)
+        self.say(f"slow motion: one round every {_SLOW_MOTION:g} s, replayed step by step")
+
+    def step(self, _button: Any = None) -> None:
+        pacer = self.following().pacer
+        pacer.pause()
+        pacer.step()
+        self.say("one round let through; the next waits for Step one round")
+
+    def full_speed(self, _button: Any = None) -> None:
+        self.following().pacer.full_speed()
+        self.say("full speed")
+
+    # -- what the redraw thread updates ---------------------------------------------------------
+
+    def list_masters(self, masters: list[Any], lab_master: Any) -> None:
+        """The masters seen fitting these workers, as choices of the master menu."""
+        options = [_FOLLOW_ANY] + [
+            (f"{m.role} #{i}" + (" (the lab's master)" if m is lab_master else ""), m)
+            for i, m in enumerate(masters, 1)
+        ]
+        if [label for label, _ in options] != [label for label, _ in self.master_choice.options]:
+            value = self.master_choice.value
+            self.master_choice.options = options
+            kept = any(m is value for _, m in options)
+            self.master_choice.value = value if kept else _FOLLOW_ANY[1]
 
     def report_fit(self) -> None:
         """Say once how the Fit button's fit ended."""

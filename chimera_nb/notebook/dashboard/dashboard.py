@@ -1,21 +1,21 @@
-"""A live dashboard of a lab: the master's flowchart, loss, latency, workers, and controls.
+"""A live dashboard of a lab: the flowchart, the cluster, the charts, the timeline, controls.
 
 Who runs what, and why:
 
 * The master publishes every flowchart step on its event bus, on the kit's event-loop thread,
-  thousands of times a second in a fast fit. The dashboard's subscriber only writes down what
-  happened (:mod:`.state`) and marks parts of the picture as out of date.
-* One daemon thread, ``chimera-dashboard-<lab>``, redraws what is out of date, each part at
-  its own pace: the flowchart at most 10 times a second, the loss and the status line 4
-  times, the latency charts and the worker table once, and only when something changed (an
-  unchanged picture sends nothing). That is at most ~21 widget messages a second, well below
-  the ~1,000/s above which the Jupyter server silently drops them. Charts are PNGs drawn by
-  matplotlib, one at a time and within a CPU budget (``_PNG_DUTY``), so a slow machine gets
-  fewer pictures rather than a slower fit. All of this keeps working while a cell blocks in
-  ``lab.fit()``: setting a widget's value from another thread is fine.
-* It reads only the shape every master has: its ``flowcharts``, its events, ``history_``
-  (rounds, who answered, losses), ``spans_`` (latencies) and the cluster's ``status()``;
-  never a concrete master class, so a new algorithm gets a dashboard for free.
+  thousands of times a second in a fast fit; the cluster announces every fault call (a kill
+  from a button or from a cell); the status probe asks the workers every two seconds. Each
+  only writes down what happened (:mod:`.state`).
+* One daemon thread, ``chimera-dashboard-<lab>``, looks ten times a second, reads what is new
+  in the master's records and spans (:mod:`.reading`, at most four times a second), and sets
+  the live view's traits that changed in one message (:mod:`.live`): at most ten messages a
+  second, far below the ~1,000/s above which the Jupyter server drops them. The browser draws
+  (:mod:`.browser`); nothing is rendered in the kernel. All of this keeps working while a
+  cell blocks in ``lab.fit()``.
+* It reads only the shape every master has: its ``flowcharts``, events, ``history_``,
+  ``spans_``, ``max_rounds``, ``pacer`` and the cluster's ``status()``; never a concrete
+  master class, so a new algorithm gets a dashboard for free. It follows whichever master
+  fits the lab's workers (:mod:`.following`).
 """
 
 from __future__ import annotations
@@ -25,69 +25,69 @@ import time
 from typing import Any
 
 import ipywidgets as widgets
-import pandas as pd
 
 from ..._registry import ByName
-from ...plots import plot_latency, plot_latency_over_rounds, worker_table
+from ...plots import timeline_rounds
 from ...states import ClusterState
-from .controls import Controls, tagged
-from .flowchart_html import flowchart_html
-from .state import PARTS, DashboardState, Snapshot
-from .views import NARROW, WIDE, loss_figure, png, status_html, table_html
+from .controls import Controls, pacer_mode, tagged
+from .following import Following
+from .live import LiveView
+from .reading import FitReader
+from .replay import replay_frames
+from .state import DashboardState, Snapshot
+from .views import (
+    TIMELINE_ROUNDS,
+    flowchart_data,
+    loss_data,
+    round_time_data,
+    status_data,
+    timeline_data,
+    workers_data,
+)
 
 __all__ = ["Dashboard"]
 
 _dashboards: ByName[Dashboard] = ByName()  # re-running a cell replaces its lab's dashboard
 
-#: Least seconds between two redraws of each part of the dashboard.
-_PACE = {
-    "flowchart": 0.1,
-    "status": 0.25,
-    "loss": 0.25,
-    "latency": 1.0,
-    "latency_rounds": 1.0,
-    "workers": 1.0,
-}
-#: Rendering a PNG holds the GIL for 30-150 ms, which slows down the fit (the event loop
-#: waits for the GIL after each reply): after a PNG took t seconds, the next one waits 4 t,
-#: so that rendering takes at most a fifth of the time on any machine. When several charts
-#: wait, the loss goes twice as often as each latency chart.
-_PNG_PARTS = {"loss": 2.0, "latency": 1.0, "latency_rounds": 1.0}
-_PNG_DUTY = 0.2
-_TICK = 0.05  # how often the redraw thread looks for work
-_STATUS_POLL = 5.0  # seconds between cluster.status() probes (a cell may kill a worker)
+_TICK = 0.1  # seconds between two looks (and at most one message each)
+_READ_EVERY = 0.25  # seconds between two reads of the records and spans
+_SLOW_PARTS_EVERY = 0.5  # the latency boxes and the timeline
+_STATUS_POLL = 2.0  # seconds between two cluster.status() probes (a worker may crash)
 
 
 class Dashboard:
     """A live view of a :class:`~chimera_nb.Lab`, with buttons to disturb it.
 
-    Shows the flowchart of the master's current action with the active step highlighted,
-    the loss per round (with marks where a worker failed, was killed, slowed or restarted),
-    each worker's latency (from the master's spans) as a distribution and over rounds, a
-    worker table, and controls: pick a worker, then Kill, Restart or Slow it; Fit (in the
-    background) and Stop fit.
+    Shows the status line (master, round, rounds per second, workers), the flowchart of the
+    master's current action with the active step highlighted, the cluster (the master and a
+    box per worker, crossed out when it fails, its link lit while a call is out), the loss
+    per round (with marks where a worker failed, was killed, slowed or restarted, and its
+    excess over ``reference`` on a log scale), the time per round, each worker's latency with
+    outliers, and a timeline of the last rounds' calls. Buttons kill, restart or slow a
+    worker, fit and stop, and switch between full speed, slow motion and one round per click.
 
     Parameters
     ----------
     lab : Lab
     reference : float, optional
-        A loss to draw as a dashed line, such as one machine's optimum.
+        The loss one machine reaches (the optimum); drawn dashed, and the excess over it.
 
     Attributes
     ----------
     widget : ipywidgets.VBox
         The whole dashboard; a notebook displays the dashboard through it.
-    redraw_count : dict of str to int
-        How many times each part was redrawn: ``flowchart``, ``status``, ``loss``,
-        ``latency``, ``latency_rounds``, ``workers``.
+    live : LiveView
+        What the browser draws (``live.sent`` counts the messages sent).
+    controls : Controls
+        The buttons (``controls.said``: the messages shown, newest first).
     fit_handle : FitHandle or None
         The fit started by the Fit button.
 
     Notes
     -----
     Creating a dashboard for a lab closes the previous dashboard of a lab with that name, so
-    re-running a cell leaves no redraw thread behind. The dashboard also stops redrawing by
-    itself once its lab is closed.
+    re-running a cell leaves no thread behind. Once the lab is closed, the dashboard says so,
+    disables its controls and stops.
 
     Examples
     --------
@@ -99,91 +99,79 @@ class Dashboard:
     def __init__(self, lab: Any, *, reference: float | None = None) -> None:
         self.lab = lab
         self.reference = reference
-        self.redraw_count = dict.fromkeys(PARTS, 0)
-        self._charts = {chart.machine: chart for chart in lab.master.flowcharts}
         self.state = DashboardState(lab.master.flowcharts[0])
-        recent = list(lab.master.events.current.values())
-        self.state.latest = max(recent, key=lambda e: e.time) if recent else None
-        # What only the redraw thread (or refresh()) touches.
+        self._reader = FitReader(lab.master)
+        self._unsubscribe_events = lambda: None
+        self._switch_lock = threading.Lock()
         self._draw_lock = threading.RLock()
-        self._calls = pd.DataFrame(columns=["worker", "endpoint", "latency_ms", "status", "round"])
-        self._spans_seen = -1
-        self._next_span_read = 0.0
-        self._last_drawn = dict.fromkeys(PARTS, 0.0)
-        self._housekept = 0.0
-        self._png_allowed = 0.0
-        self._next_poll = time.monotonic() + _STATUS_POLL
+        self._last = {"read": 0.0, "slow": 0.0, "poll": 0.0, "housekeeping": 0.0}
+        self._replayed: int | None = None  # the round slow motion replayed last
+        self._latest_round = None  # the calls of the latest complete round read
+        self._slow_parts_stale = False  # new records since the timeline and boxes were drawn
         self._last_error = ""
         self._closed = threading.Event()
 
-        self.controls = Controls(lab, self.state, on_change=self._probe_soon)
-        self._build_widgets()
+        self.following = Following(lab, self._follow)
+        self._follow(lab.master)
+        self.controls = Controls(lab, lambda: self.following.master, self.state.is_slow)
+        self.controls.master_choice.observe(
+            lambda change: self.following.pin(None if change["new"] == "any" else change["new"]),
+            "value",
+        )
+        controls = self.controls  # the buttons by name, for a notebook or a test:
+        self.worker_choice, self.master_choice = controls.worker_choice, controls.master_choice
+        self.kill_button, self.restart_button = controls.kill_button, controls.restart_button
+        self.slow_button, self.fit_button = controls.slow_button, controls.fit_button
+        self.stop_button, self.step_button = controls.stop_button, controls.step_button
+        self.slow_motion_button = controls.slow_motion_button
+        self.full_speed_button, self.messages = controls.full_speed_button, controls.messages
+        self.live = tagged(LiveView(), "chimera-live-view")
+        self.widget = tagged(widgets.VBox([self.controls.widget, self.live]), "chimera-dashboard")
+        self._unsubscribe_faults = lab.cluster.on_fault(self.state.on_fault)
         self._safely(self._poll_status)
         self._poller = threading.Thread()  # the probes after this first one run in threads
-        self._safely(self.refresh)
-        self._unsubscribe = lab.master.events.subscribe(self.state.on_event)
+        self.refresh()
         self._thread = threading.Thread(
             target=self._redraw_forever, name=f"chimera-dashboard-{lab.name}", daemon=True
         )
         self._thread.start()
         _dashboards.replace(lab.name, self)
 
-    # -- the widgets --------------------------------------------------------------------------
-
-    def _build_widgets(self) -> None:
-        self.status = tagged(widgets.HTML(), "chimera-status")
-        self.flowchart = tagged(widgets.HTML(), "chimera-flowchart")
-        self.loss = tagged(widgets.Image(format="png"), "chimera-loss")
-        self.latency = tagged(widgets.Image(format="png"), "chimera-latency")
-        self.latency_rounds = tagged(widgets.Image(format="png"), "chimera-latency-rounds")
-        self.workers = tagged(widgets.HTML(), "chimera-workers")
-        controls = self.controls
-        self.worker_choice, self.messages = controls.worker_choice, controls.messages
-        self.fit_button, self.stop_button = controls.fit_button, controls.stop_button
-        self.kill_button, self.restart_button = controls.kill_button, controls.restart_button
-        self.slow_button = controls.slow_button
-
-        # The charts shrink with the notebook's width; the flowchart keeps its size.
-        self.loss.layout = {"width": "100%", "height": "auto"}
-        for image in (self.latency, self.latency_rounds):
-            image.layout = {"width": "50%", "height": "auto"}
-        left = widgets.VBox(
-            [widgets.HTML("<i>Flowchart, live: active step highlighted</i>"), self.flowchart],
-            layout={"flex": "0 0 auto", "width": "470px"},
-        )
-        right = widgets.VBox(
-            [self.loss, widgets.HBox([self.latency, self.latency_rounds])],
-            layout={"flex": "1 1 0%", "min_width": "0", "max_width": "660px"},
-        )
-        self.widget = tagged(
-            widgets.VBox(
-                [
-                    self.status,
-                    widgets.HBox([left, right]),
-                    widgets.HBox([self.workers, controls.widget], layout={"grid_gap": "24px"}),
-                ]
-            ),
-            "chimera-dashboard",
-        )
-
-    def _all_widgets(self) -> list:
-        found, stack = [], [self.widget]
-        while stack:
-            widget = stack.pop()
-            found.append(widget)
-            stack.extend(getattr(widget, "children", ()))
-        return found
-
     @property
     def fit_handle(self):
         return self.controls.fit_handle
+
+    @property
+    def master(self) -> Any:
+        """The master the dashboard follows now."""
+        return self.following.master
+
+    # -- following a master --------------------------------------------------------------
+
+    def _follow(self, master: Any) -> None:
+        """Show ``master`` from its next step on (quick: it may run on the event loop, in
+        the announcement of a fit that is about to start)."""
+        with self._switch_lock:
+            previous = self._reader.master
+            pacer = master.pacer  # made now: a fit is held only by a pacer there at its start
+            if master is not previous:  # slow motion stays on for the next master's fit
+                if previous.pacer.paused:
+                    pacer.pause()
+                elif previous.pacer.seconds_per_round:
+                    pacer.slow_motion(previous.pacer.seconds_per_round)
+            self._unsubscribe_events()
+            self.state.follow(master.flowcharts[0])
+            self._reader = FitReader(master)
+            self._unsubscribe_events = master.events.subscribe(self.state.on_event)
 
     # -- redrawing ---------------------------------------------------------------------------
 
     def _redraw_forever(self) -> None:
         while not self._closed.wait(_TICK):
             if self.lab.cluster.state is ClusterState.CLOSED:  # the lab is gone: last picture
-                self._unsubscribe()
+                self._stop_listening()
+                self.controls.disable()
+                self._safely(self._poll_status)  # every worker "stopped", without a probe
                 self._safely(self.refresh)
                 return
             self._safely(self._redraw_due)
@@ -192,48 +180,33 @@ class Dashboard:
         """Run ``work``; show what it raised in the messages (once, not at every tick)."""
         try:
             work()
-        except Exception as error:  # a broken chart must not stop the others
+        except Exception as error:  # a broken part must not stop the others
             message = f"dashboard: {type(error).__name__}: {error}"
             if message != self._last_error:
                 self._last_error = message
                 self.controls.say(message, error=True)
 
     def _redraw_due(self) -> None:
-        """Redraw each part that is out of date and was not redrawn within its pace."""
-        with self._draw_lock:
-            now = time.monotonic()
-            if now - self._housekept >= 1.0:
-                self._housekeep(now)
-            with self.state.lock:
-                due = {p for p in self.state.dirty if now - self._last_drawn[p] >= _PACE[p]}
-            parts = due - _PNG_PARTS.keys()  # HTML is cheap; a PNG is one chart at a time
-            if now >= self._png_allowed and due & _PNG_PARTS.keys():  # the longest wait, weighted
-                parts.add(
-                    max(
-                        due & _PNG_PARTS.keys(),
-                        key=lambda p: (now - self._last_drawn[p]) * _PNG_PARTS[p],
-                    )
-                )
-            if not parts:
-                return
-            self._draw(parts)
-            for part in parts:
-                self._last_drawn[part] = now
-            if parts & _PNG_PARTS.keys():
-                spent = time.monotonic() - now
-                self._png_allowed = time.monotonic() + spent * (1 / _PNG_DUTY - 1)
+        now = time.monotonic()
+        if now - self._last["housekeeping"] >= 1.0:
+            self._housekeep(now)
+        new = False
+        if now - self._last["read"] >= _READ_EVERY:
+            self._last["read"] = now
+            new = self._reader.read()
+        self._slow_parts_stale |= new
+        slow_parts = self._slow_parts_stale and now - self._last["slow"] >= _SLOW_PARTS_EVERY
+        if slow_parts:  # also after the fit's last records: final the moment it ends
+            self._last["slow"], self._slow_parts_stale = now, False
+        self._draw(charts=new, slow_parts=slow_parts)
 
     def _housekeep(self, now: float) -> None:
-        """Once a second: report the Fit button's fit, reread the spans, probe the workers."""
-        self._housekept = now
+        """Once a second: report the Fit button's fit, list the masters, probe the workers."""
+        self._last["housekeeping"] = now
         self.controls.report_fit()
-        if self._read_spans():
-            with self.state.lock:
-                self.state.dirty.update(("latency", "latency_rounds", "workers"))
-        with self.state.lock:
-            busy = self.state.busy
-        if now >= self._next_poll and not busy and not self._poller.is_alive():
-            self._next_poll = now + _STATUS_POLL
+        self.controls.list_masters(self.following.seen, self.lab.master)
+        if now - self._last["poll"] >= _STATUS_POLL and not self._poller.is_alive():
+            self._last["poll"] = now
             self._poller = threading.Thread(  # a frozen worker takes 1 s to time out
                 target=self._safely,
                 args=(self._poll_status,),
@@ -243,70 +216,64 @@ class Dashboard:
             self._poller.start()
 
     def refresh(self) -> None:
-        """Redraw everything now, in this thread (also rereads the spans)."""
+        """Read everything and redraw every part now, in this thread."""
+        self._reader.read()
+        self._draw(charts=True, slow_parts=True)
+
+    def _draw(self, *, charts: bool, slow_parts: bool) -> None:
         with self._draw_lock:
-            self._spans_seen, self._next_span_read = -1, 0.0
-            self._read_spans()
-            self._draw(set(PARTS))
-            self._last_drawn = dict.fromkeys(PARTS, time.monotonic())
+            reader = self._reader
+            master = reader.master
+            snapshot = self.state.snapshot()
+            names = self.lab.cluster.names
+            closed = self.lab.cluster.state is ClusterState.CLOSED or self._closed.is_set()
+            machine = snapshot.latest.machine if snapshot.latest else master.flowcharts[0].machine
+            charts_by_machine = {c.machine: c for c in master.flowcharts}
+            chart = charts_by_machine.get(machine, master.flowcharts[0])
+            mode = pacer_mode(master)
+            values: dict[str, Any] = {
+                "status": status_data(
+                    master, snapshot, reader, names, mode=mode, lab_closed=closed
+                ),
+                "chart": flowchart_data(chart),
+                "step": {
+                    "active": snapshot.latest.step if snapshot.latest else chart.first,
+                    "visited": sorted(snapshot.visited),
+                },
+            }
+            if charts:
+                values["loss"] = loss_data(master, snapshot, reader, self.reference)
+                values["round_time"] = round_time_data(reader)
+            if slow_parts:
+                rounds = reader.timeline(TIMELINE_ROUNDS)
+                values["timeline"] = timeline_data(rounds, names)
+                values["latency"] = reader.boxes(names)
+                complete = rounds[:-1] if snapshot.fit_running else rounds  # not in flight
+                self._latest_round = complete[-1] if complete else None
+            values["workers"] = workers_data(names, snapshot, reader, self._latest_round)
+            if mode != "full speed":
+                values.update(self._replay(master, snapshot, reader))
+            self.live.assign(values)
+            self.controls.label_slow_button()  # a cell may have slowed the chosen worker
 
-    def _draw(self, parts: set[str]) -> None:
-        snapshot = self.state.take_due(parts)
-        master = self.lab.master
-        latest = snapshot.latest
-        machine = latest.machine if latest else self.state.fit_chart.machine
-        states = {name: snapshot.states.get(name) for name in self.lab.cluster.names}
-        if "flowchart" in parts:
-            active = latest.step if latest else self._charts[machine].first  # idle
-            html = flowchart_html(self._charts[machine], active, snapshot.visited)
-            self._assign("flowchart", self.flowchart, html)
-        if "status" in parts:
-            closed = self.lab.cluster.state is ClusterState.CLOSED
-            html = status_html(
-                master, machine, snapshot.round_number, snapshot.fit_running, states, closed
-            )
-            self._assign("status", self.status, html)
-        if "loss" in parts:
-            self._assign(
-                "loss", self.loss, png(loss_figure(master, snapshot.marks, self.reference), WIDE)
-            )
-        if "latency" in parts:
-            notes = {n: f"+{s * 1000:g} ms" for n, s in snapshot.delays.items() if s}
-            figure = plot_latency(self._calls, endpoint=None, notes=notes, figsize=(4.0, 3.0))
-            self._assign("latency", self.latency, png(figure, NARROW))
-        if "latency_rounds" in parts:
-            figure = plot_latency_over_rounds(self._calls, endpoint=None, figsize=(4.0, 3.0))
-            self._assign("latency_rounds", self.latency_rounds, png(figure, NARROW))
-        if "workers" in parts:
-            self._draw_workers(snapshot, states)
-
-    def _draw_workers(self, snapshot: Snapshot, states: dict) -> None:
-        history = list(getattr(self.lab.master, "history_", []))
-        table = worker_table(history, states, delays=snapshot.delays)
-        self._assign("workers", self.workers, table_html(table, snapshot.reasons))
-
-    def _assign(self, part: str, widget, value) -> None:
-        """Set a widget's value; an unchanged value sends nothing, so it is not counted."""
-        if widget.value != value:
-            widget.value = value
-            self.redraw_count[part] += 1
-
-    def _read_spans(self) -> bool:
-        """The calls of the master's current fit, from its spans, if new ones came; True if
-        they did. Building the table takes a while in a long fit, so the next read waits at
-        least ten times as long (<10% of the time)."""
-        spans = getattr(self.lab.master, "spans_", None)
-        if spans is None or spans.count == self._spans_seen:
-            return False
-        if time.monotonic() < self._next_span_read:
-            return False
-        started = time.monotonic()
-        calls = spans.to_frame()
-        rounds = calls.dropna(subset=["round"])
-        self._calls = rounds if len(rounds) else calls  # a fit's rounds, else every call
-        self._spans_seen = spans.count
-        self._next_span_read = time.monotonic() + 10 * (time.monotonic() - started)
-        return True
+    def _replay(self, master: Any, snapshot: Snapshot, reader: FitReader) -> dict:
+        """Slow motion: the frames of the round that ended last, once per round."""
+        ended = [r for r in snapshot.round_steps if r != snapshot.round_number]
+        if not snapshot.fit_running and snapshot.round_number in snapshot.round_steps:
+            ended.append(snapshot.round_number)  # the fit's last round
+        if not ended or max(ended) == self._replayed:
+            return {}
+        self._replayed = number = max(ended)
+        reader.read()
+        calls = timeline_rounds(reader.recent, 1, ending_at=number)
+        pacer = master.pacer
+        seconds = 2.5 if pacer.paused else min(max(0.85 * pacer.seconds_per_round, 0.5), 4.0)
+        frames = replay_frames(
+            snapshot.round_steps[number],
+            calls[0] if calls and calls[0].round_number == number else None,
+            seconds * 1000,
+        )
+        return {"replay": {"round": number, "frames": frames}}
 
     def _poll_status(self) -> None:
         """Ask the cluster who is up (a network probe while it runs: never from the loop
@@ -314,10 +281,6 @@ class Dashboard:
         with self.state.lock:
             changes = self.state.changes
         self.state.apply_probe(dict(self.lab.cluster.status()), changes)
-        self.controls.label_slow_button()
-
-    def _probe_soon(self) -> None:
-        self._next_poll = 0.0
 
     # -- what a notebook and a test read --------------------------------------------------
 
@@ -327,17 +290,23 @@ class Dashboard:
         latest = self.state.latest
         return latest.step if latest is not None else "A"
 
+    def _stop_listening(self) -> None:
+        self._unsubscribe_events()
+        self._unsubscribe_faults()
+        self.following.close()
+
     def close(self) -> None:
-        """Stop redrawing, unsubscribe from the master's events and close the widgets."""
+        """Stop updating, stop listening to the master and the cluster, disable the
+        controls, and say so (the last picture stays on the page)."""
         if self._closed.is_set():
             return
         self._closed.set()
-        self._unsubscribe()
+        self._stop_listening()
         for thread in (self._thread, self._poller):
             if thread.is_alive() and thread is not threading.current_thread():
                 thread.join(timeout=10)
-        for widget in self._all_widgets():
-            widget.close()
+        self.controls.disable()
+        self._safely(lambda: self._draw(charts=False, slow_parts=False))
         _dashboards.forget(self.lab.name, self)
 
     def _repr_mimebundle_(self, **kwargs):

@@ -1,129 +1,160 @@
-"""The dashboard's pictures, as plain functions of what a master and the state say.
+"""What each part of the live view shows, as plain data for the browser to draw.
 
-Each reads only the shape every master has (``role``, ``max_rounds``, ``history_``,
-``spans_``), never a concrete master class, so a new algorithm gets its dashboard for free.
+Each function reads only the shape every master has (``role``, ``max_rounds``, ``flowcharts``,
+``history_`` and ``spans_`` through a :class:`~.reading.FitReader`) and the dashboard's state,
+never a concrete master class, so a new algorithm gets its dashboard for free. The values are
+small dicts and lists of numbers and strings: JSON for the widget (:mod:`.live`), and easy to
+check in a test.
 """
 
 from __future__ import annotations
 
-from io import BytesIO
+import functools
 from typing import Any
 
-import pandas as pd
-from matplotlib.figure import Figure
-
-from ...plots import plot_loss
+from ...masters.flowchart import Flowchart, layout
+from ...plots import TimelineRound, side_by_side
 from ...states import WorkerState
+from .reading import FitReader, thin
+from .state import Snapshot
 
-__all__ = ["NARROW", "WIDE", "loss_figure", "png", "status_html", "table_html"]
+__all__ = [
+    "flowchart_data",
+    "loss_data",
+    "round_time_data",
+    "status_data",
+    "timeline_data",
+    "workers_data",
+]
 
-_DPI = 80
-WIDE = {"left": 0.1, "right": 0.98, "bottom": 0.16, "top": 0.9}  # 8 x 3 inches
-NARROW = {"left": 0.17, "right": 0.97, "bottom": 0.2, "top": 0.9}  # 4 x 3 inches
-_ROW_COLORS = {
-    WorkerState.FAILED: "#fde2e2",
-    WorkerState.SLOW: "#fff3d6",
-    WorkerState.STOPPED: "#eeeeee",
-}
-
-
-def png(figure: Figure, margins: dict[str, float]) -> bytes:
-    """``figure`` as PNG bytes, with fixed margins: the constrained layout that the plot
-    functions use would take 40% of the drawing time, several times a second."""
-    figure.set_layout_engine("none")
-    left, right, bottom, top = margins["left"], margins["right"], margins["bottom"], margins["top"]
-    for axes in figure.axes:  # the plot functions draw one axes per figure
-        axes.set_position((left, bottom, right - left, top - bottom))
-    buffer = BytesIO()
-    figure.savefig(buffer, format="png", dpi=_DPI)
-    return buffer.getvalue()
+TIMELINE_ROUNDS = 40  # rounds the browser can scroll back through
 
 
-def _state_name(state: WorkerState | None) -> str:
-    return state.value if state is not None else "unknown"
+@functools.lru_cache(maxsize=32)
+def flowchart_data(chart: Flowchart) -> dict:
+    """The boxes and arrows of a flowchart (its layout, :func:`~chimera_nb.masters.flowchart.
+    layout`), for the browser to draw and highlight."""
+    drawn = layout(chart)
+    return {
+        "machine": chart.machine,
+        "width": drawn.width,
+        "height": drawn.height,
+        "boxes": [
+            {"letter": b.letter, "label": b.label, "x": b.x, "y": b.y, "w": b.width, "h": b.height}
+            | {"side": b.side}
+            for b in drawn.boxes.values()
+        ],
+        "routes": [
+            {"points": r.points, "label": r.label, "at": r.label_at, "dashed": r.dashed}
+            for r in drawn.routes
+        ],
+    }
 
 
-def status_html(
+def status_data(
     master: Any,
-    machine: str,
-    round_number: int | None,
-    fit_running: bool,
-    states: dict[str, WorkerState | None],
+    snapshot: Snapshot,
+    reader: FitReader,
+    names: list[str],
+    *,
+    mode: str,
     lab_closed: bool,
-) -> str:
-    """One line: the master, its action, the round out of the most, the workers' states."""
-    parts = [f"<b>{master.role}</b>", machine.split()[-1]]
-    if master.max_rounds is not None:
-        rounds = round_number if fit_running else len(getattr(master, "history_", []))
-        parts.append(f"round {rounds or 0} / {master.max_rounds}")
+) -> dict:
+    """The status line: the master, its action, the round out of the most, rounds per
+    second, the workers' states, and whether it runs at full speed or in slow motion."""
+    machine = snapshot.latest.machine if snapshot.latest else master.flowcharts[0].machine
+    fitting = snapshot.fit_running and not lab_closed
+    rounds = snapshot.round_number if fitting else reader.n_records
     counts: dict[str, int] = {}
-    for state in states.values():
-        counts[_state_name(state)] = counts.get(_state_name(state), 0) + 1
-    summary = ", ".join(f"{n} {state}" for state, n in counts.items())
-    parts.append(f"{len(states)} workers ({summary})")
-    if lab_closed:
-        parts.append("lab closed")
-    elif fit_running:
-        parts.append("fitting")
-    return '<div style="font-size:15px">' + " &middot; ".join(parts) + "</div>"
+    for name in names:
+        state = snapshot.states.get(name)
+        key = state.value if state is not None else "unknown"
+        counts[key] = counts.get(key, 0) + 1
+    per_second = reader.rounds_per_second(2.0 if fitting else None)
+    return {
+        "role": master.role,
+        "action": machine.split()[-1],
+        "round": rounds or 0,
+        "max_rounds": master.max_rounds,
+        "rounds_per_s": None if per_second is None else round(per_second, 1),
+        "workers": ", ".join(f"{n} {state}" for state, n in counts.items()),
+        "n_workers": len(names),
+        "fitting": fitting,
+        "closed": lab_closed,
+        "mode": mode,
+    }
 
 
-def loss_figure(
-    master: Any, marks: dict[int, list[tuple[str, str]]], reference: float | None
-) -> Figure:
-    """The loss of each round of the fit (from ``history_``), with the marks of what
-    happened; for a master without rounds, a sentence saying so in the chart's place."""
-    if master.max_rounds is None:
-        figure = Figure(figsize=(8.0, 3.0))
-        axes = figure.add_subplot()
-        axes.axis("off")
-        axes.text(
-            0.5,
-            0.5,
-            f"No loss per round: {master.role} has no rounds.\n"
-            "Each worker fits its member once; predictions are combined.",
-            ha="center",
-            va="center",
-            fontsize=12,
+def loss_data(master: Any, snapshot: Snapshot, reader: FitReader, reference: float | None):
+    """The loss per round (thinned to a few hundred points, the last round always in),
+    the marks of what happened, and the one-machine reference if there is one."""
+    rounds, losses = thin([r for r, _ in reader.losses], [v for _, v in reader.losses])
+    return {
+        "rounds": rounds,
+        "values": losses,
+        "last_round": rounds[-1] if rounds else 0,
+        "max_rounds": master.max_rounds,
+        "reference": reference,
+        "marks": snapshot.marks[-12:],
+        "no_rounds": master.max_rounds is None,
+    }
+
+
+def round_time_data(reader: FitReader) -> dict:
+    rounds, times = reader.round_times()
+    rounds, times = thin(rounds, [round(t, 3) for t in times])
+    return {"rounds": rounds, "ms": times}
+
+
+def timeline_data(rounds: list[TimelineRound], names: list[str]) -> dict:
+    """The last rounds' calls as lanes (one per worker): each call ``[lane, start, end,
+    ok]`` in ms from its round's first send, each round at its place on a common axis."""
+    lanes = list(names) + sorted({c.worker for r in rounds for c in r.calls} - set(names))
+    lane = {name: i for i, name in enumerate(lanes)}
+    offsets, total = side_by_side(rounds)
+    return {
+        "lanes": lanes,
+        "total": round(total, 3),
+        "rounds": [
+            {
+                "round": r.round_number,
+                "offset": round(offset, 3),
+                "barrier": round(r.barrier_ms, 3),
+                "calls": [
+                    [lane[c.worker], round(c.start_ms, 3), round(c.end_ms, 3), c.ok]
+                    for c in r.calls
+                ],
+            }
+            for offset, r in zip(offsets, rounds)
+        ],
+    }
+
+
+def workers_data(
+    names: list[str], snapshot: Snapshot, reader: FitReader, latest: TimelineRound | None
+) -> list[dict]:
+    """One entry per worker for the cluster view: its state, a short failure reason (the
+    whole one for a tooltip), its delay, its latest latency and samples, the rounds it
+    answered, and whether it answered last in the latest round (the straggler)."""
+    ended = {c.worker: c.end_ms for c in latest.calls if c.ok} if latest else {}
+    last_to_answer = max(ended, key=ended.get) if len(ended) > 1 else None
+    entries = []
+    for name in names:
+        state = snapshot.states.get(name)
+        failure = snapshot.failures.get(name) if state is WorkerState.FAILED else None
+        latency, samples = reader.last.get(name, (None, None))
+        entries.append(
+            {
+                "name": name,
+                "state": state.value if state is not None else "unknown",
+                "short": failure.short if failure else "",
+                "why": failure.reason if failure else "",
+                "delay_ms": round(snapshot.delays.get(name, 0.0) * 1000),
+                "latency_ms": None if latency is None or failure else round(latency, 2),
+                "round_ms": round(ended[name], 2) if name in ended else None,
+                "samples": samples,
+                "answered": f"{reader.answered.get(name, 0)}/{reader.n_records}",
+                "last": name == last_to_answer,
+            }
         )
-        return figure
-    history = list(getattr(master, "history_", []))
-    losses = [r.loss for r in history if r.action == "fit" and r.loss is not None]
-    return plot_loss(
-        losses,
-        reference=reference,
-        marks={r: (", ".join(text for text, _ in m), m[0][1]) for r, m in marks.items()},
-        n_rounds=master.max_rounds if master.max_rounds <= 2001 else None,
-        figsize=(8.0, 3.0),
-    )
-
-
-def table_html(table: pd.DataFrame, reasons: dict[str, str]) -> str:
-    """The worker table (:func:`chimera_nb.plots.worker_table`), a row per worker coloured by
-    its state (``data-state`` for tests)."""
-    cell = "border:1px solid #999;padding:2px 8px"
-    head = "".join(
-        f'<th style="{cell};background:#f4f4f4">{h}</th>'
-        for h in ("worker", "state", "last latency", "samples", "rounds answered")
-    )
-    rows = []
-    for name, row in table.iterrows():
-        state = row["state"] or "unknown"
-        why = reasons.get(name) if state == "failed" else None
-        why = why or row["detail"]
-        text = f"{state.upper() if state == 'failed' else state}" + (f" ({why})" if why else "")
-        latency = row["last latency, ms"]
-        latency = "—" if state == "failed" or pd.isna(latency) else f"{latency:.1f} ms"
-        samples = "—" if pd.isna(row["samples"]) else f"{row['samples']:,}"
-        color = _ROW_COLORS.get(WorkerState(state), "white") if state != "unknown" else "white"
-        cells = "".join(
-            f'<td style="{cell}">{value}</td>'
-            for value in (name, text, latency, samples, row["rounds answered"])
-        )
-        rows.append(
-            f'<tr data-worker="{name}" data-state="{state}" style="background:{color}">{cells}</tr>'
-        )
-    return (
-        '<table class="chimera-workers-table" style="border-collapse:collapse;'
-        f'font:12px sans-serif"><tr>{head}</tr>{"".join(rows)}</table>'
-    )
+    return entries
