@@ -72,6 +72,7 @@ def _latency_summary(run_dir: Path) -> pd.DataFrame:
         calls.groupby(["endpoint", "worker"])["latency_ms"]
         .describe(percentiles=[0.5, 0.95])[["count", "50%", "95%", "max"]]
         .rename(columns={"50%": "median ms", "95%": "p95 ms", "max": "max ms"})
+        .astype({"count": int})
     )
 
 

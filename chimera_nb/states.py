@@ -11,7 +11,15 @@ from enum import Enum
 __all__ = ["ClusterState", "WorkerFault", "WorkerState"]
 
 
-class WorkerState(str, Enum):
+class _State(str, Enum):
+    """An enum whose repr reads as code (``WorkerState.UP``) in a notebook's output, rather
+    than Python's ``<WorkerState.UP: 'up'>``."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+
+class WorkerState(_State):
     """What a cluster last knew about one worker."""
 
     #: Launched, but not yet answering ``GET /health``.
@@ -26,7 +34,7 @@ class WorkerState(str, Enum):
     STOPPED = "stopped"
 
 
-class WorkerFault(str, Enum):
+class WorkerFault(_State):
     """What a cluster did to a worker on purpose, until ``restart()`` (or the undoing call)."""
 
     #: ``kill()``: the worker crashed; it shows FAILED.
@@ -37,7 +45,7 @@ class WorkerFault(str, Enum):
     DISCONNECTED = "disconnected"
 
 
-class ClusterState(str, Enum):
+class ClusterState(_State):
     """Where a cluster is in its life: created, running, or closed for good."""
 
     #: Created; nothing started yet (also after a failed ``start()``, which may be retried).

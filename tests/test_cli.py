@@ -92,3 +92,23 @@ def test_a_project_error_is_one_clear_line_and_exit_code_2(tmp_path):
     assert run.returncode == 2
     assert output.startswith("chimera-nb: error:") and "chimera_workers" in output
     assert "Traceback" not in output
+
+
+def test_the_demos_latency_summary_counts_calls_as_whole_numbers(tmp_path):
+    # Prepare: a time log of 3 calls to one worker
+    from chimera_nb.demo import _latency_summary
+
+    (tmp_path / "chimera_time.log").write_text(
+        "".join(
+            f"2026-12-04T10:00:0{k}.000 INFO worker=w1 endpoint=/v1/chimera/sgd/fit-step "
+            f"latency_ms={k + 1}.0 status=200 round={k + 1} attempt=1\n"
+            for k in range(3)
+        )
+    )
+
+    # Execute
+    summary = _latency_summary(tmp_path)
+
+    # Assert
+    assert summary["count"].tolist() == [3]
+    assert str(summary["count"].dtype).startswith("int")
