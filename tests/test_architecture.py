@@ -38,7 +38,7 @@ LAYERS = [
     ("masters", ["chimera_nb.masters"]),
     ("cluster", ["chimera_nb.cluster"]),
     ("seed", ["chimera_nb.seed", "chimera_nb.nodes", "chimera_nb.utils"]),
-    ("notebook", ["chimera_nb.notebook", "chimera_nb.plots"]),
+    ("notebook", ["chimera_nb.notebook", "chimera_nb.plots", "chimera_nb.labs"]),
     ("cli", ["chimera_nb.cli", "chimera_nb.demo", "chimera_nb.__main__", "chimera_nb"]),
 ]
 MAX_LINES = 410

@@ -1,0 +1,206 @@
+"""Workers that compute with a student's function: the lab's way to put the student's code where
+it belongs, in the worker processes of a real cluster.
+
+* :class:`LabSGDWorker` answers ``fit-step`` with the loss and gradient the student's function
+  gives on the shard (lab 1: the gradient of squared loss, of softmax);
+* :class:`LabClassificationWorker` fits its member on the bootstrap rows the student's function
+  draws from the seed the master sent (lab 2).
+
+The function travels as source (:mod:`.shipping`) and is compiled when the worker starts. What
+it returns is checked (:mod:`.contracts`); whatever goes wrong comes back to the master as
+HTTP 500 whose detail says it in words (``your squared_loss_gradient returned None...``), so
+it shows in the master's ``history_`` and in the error the lab run reports. In a fit-step,
+the function also runs under a time limit, on the worker's main thread.
+
+This module is imported in worker processes: it imports no master, cluster or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ..algorithms import n_outputs
+from ..wire import FitStep, FitStepResult, ModelFitResponse
+from ..wire.encoding import BodyError
+from ..workers import ClassificationWorker, SGDWorker
+from ..workers.training_data import TrainingData
+from .contracts import ContractError, check_bootstrap_rows, check_gradient
+from .limits import time_limit
+from .shipping import ShippedFunction
+
+__all__ = ["LabClassificationWorker", "LabSGDWorker", "StudentCodeError"]
+
+#: Seconds a student's function may run for one request on a worker.
+CALL_LIMIT = 2.0
+
+
+def _shipped(function: Callable | ShippedFunction | None) -> ShippedFunction | None:
+    if function is None or isinstance(function, ShippedFunction):
+        return function
+    return ShippedFunction.of(function)
+
+
+class StudentCodeError(Exception):
+    """The student's function failed in this worker; the worker answers HTTP 500 saying how."""
+
+
+def _failure(shipped: ShippedFunction, error: BaseException) -> StudentCodeError:
+    """What the student's function did, and on which of its lines."""
+    if isinstance(error, ContractError):
+        return StudentCodeError(str(error))
+    where = ""
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        if frame.filename == shipped.filename:
+            where = f" at `{(frame.line or '').strip()}`"
+            break
+    return StudentCodeError(f"your {shipped.name} raised {type(error).__name__}: {error}{where}")
+
+
+async def _answer_student_error(request: Request, error: StudentCodeError) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=500)
+
+
+def _answering_student_errors(handler: Callable) -> Callable:
+    """A fast-path handler (see the kit's ``wire.fastpath``) that answers a
+    :class:`StudentCodeError` as FastAPI's handler below does."""
+
+    async def answer(body: bytes, headers: Any) -> tuple[int, bytes, dict[str, str]]:
+        try:
+            return await handler(body, headers)
+        except StudentCodeError as error:
+            detail = json.dumps({"detail": str(error)}).encode()
+            return 500, detail, {"content-type": "application/json"}
+
+    return answer
+
+
+class _AnswersStudentErrors:
+    """Answer a :class:`StudentCodeError` with HTTP 500 and its sentence, not as a crash of
+    the kit's, on the FastAPI routes and on the fast path that answers fit-steps first."""
+
+    def _add_routes(self, app: FastAPI) -> None:
+        super()._add_routes(app)
+        app.add_exception_handler(StudentCodeError, _answer_student_error)
+
+    def _fast_routes(self) -> dict[str, Callable]:
+        routes = getattr(super(), "_fast_routes", dict)()
+        return {path: _answering_student_errors(handler) for path, handler in routes.items()}
+
+
+class LabSGDWorker(_AnswersStudentErrors, SGDWorker):
+    """An :class:`~chimera_nb.SGDWorker` whose shard gradient is a function you wrote.
+
+    Parameters
+    ----------
+    model_type : {"regressor", "classifier"}
+        A classifier needs three classes or more (your function is a softmax gradient).
+    gradient : function, optional
+        ``gradient(weights, bias, X, y) -> (loss, weights_gradient, bias_gradient)``, the
+        *mean* loss of the rows ``X, y`` and its gradient; ``y`` holds targets, or class
+        indices for a classifier. None: the kit's own loss.
+
+    Examples
+    --------
+    >>> LabSGDWorker("regressor", gradient=squared_loss_gradient)  # doctest: +SKIP
+    LabSGDWorker('regressor', gradient=squared_loss_gradient)
+    """
+
+    def __init__(
+        self, model_type: str = "regressor", gradient: Callable | ShippedFunction | None = None
+    ) -> None:
+        super().__init__(model_type)
+        self.gradient = _shipped(gradient)
+
+    def _repr_arguments(self) -> str:
+        return f"{self.model_type!r}, gradient={self.gradient!r}"
+
+    def load(self, name: str, data: TrainingData) -> LabSGDWorker:
+        super().load(name, data)
+        self._function = None if self.gradient is None else self.gradient.compile()
+        return self
+
+    def fit_step(self, step: FitStep) -> FitStepResult:
+        """The kit's fit-step (see :meth:`SGDWorker.fit_step`), with your function's loss and
+        gradient, checked."""
+        if self._function is None:
+            return super().fit_step(step)
+        if self.model_type == "regressor":
+            n_classes, targets = 0, self.y_
+        else:
+            n_classes, targets = self._class_indices(step.classes)
+        shape = (n_outputs(self.model_type, n_classes), self.X_.shape[1])
+        if step.weights.shape != shape:
+            raise BodyError("weights", f"has shape {step.weights.shape}, this shard needs {shape}")
+        X = self.X_
+        if step.batch_size is not None and step.batch_size < len(X):
+            rows = np.random.default_rng(step.seed).choice(len(X), step.batch_size, replace=False)
+            X, targets = X[rows], targets[rows]
+        try:
+            with time_limit(CALL_LIMIT, f"your {self.gradient.name}"):
+                answer = self._function(step.weights.copy(), step.bias.copy(), X.copy(), targets)
+            loss, weights_gradient, bias_gradient = check_gradient(
+                answer, self.gradient.name, shape
+            )
+        except Exception as error:
+            raise _failure(self.gradient, error) from None
+        return FitStepResult(weights_gradient, bias_gradient, len(X), loss)
+
+
+class LabClassificationWorker(_AnswersStudentErrors, ClassificationWorker):
+    """A bagging member that draws its bootstrap rows with a function you wrote.
+
+    Parameters
+    ----------
+    estimator : scikit-learn classifier with ``predict_proba``
+    bootstrap_rows : function, optional
+        ``bootstrap_rows(n_samples, seed) -> rows``: the row numbers of a bootstrap sample of
+        ``n_samples`` rows, drawn from ``seed`` (the seed the master sent this worker). None:
+        the kit's own bootstrap.
+    """
+
+    def __init__(
+        self, estimator: Any, bootstrap_rows: Callable | ShippedFunction | None = None
+    ) -> None:
+        super().__init__(estimator, bootstrap=True)
+        self.bootstrap_rows = _shipped(bootstrap_rows)
+
+    def _repr_arguments(self) -> str:
+        return f"{self.estimator!r}, bootstrap_rows={self.bootstrap_rows!r}"
+
+    def load(self, name: str, data: TrainingData) -> LabClassificationWorker:
+        super().load(name, data)
+        self._function = None if self.bootstrap_rows is None else self.bootstrap_rows.compile()
+        return self
+
+    def fit(self, random_state: int | None) -> ModelFitResponse:
+        """The kit's member fit (see :meth:`ClassificationWorker.fit`), on your rows."""
+        if self._function is None:
+            return super().fit(random_state)
+        if random_state is None:
+            random_state = int(np.random.SeedSequence().generate_state(1)[0])
+        name = self.bootstrap_rows.name
+        try:
+            rows = check_bootstrap_rows(
+                self._function(len(self.X_), random_state), name, len(self.X_)
+            )
+        except Exception as error:
+            raise _failure(self.bootstrap_rows, error) from None
+        from sklearn.base import clone  # imported here, as the kit's bagging workers do
+
+        estimator = clone(self.estimator)
+        if "random_state" in estimator.get_params():
+            estimator.set_params(random_state=random_state)
+        self.estimator_ = estimator.fit(self._frame(self.X_[rows]), self.y_[rows])
+        return ModelFitResponse(
+            n_samples=len(self.X_),
+            columns=self.columns_,
+            random_state=random_state,
+            classes=self._classes(),
+        )
