@@ -32,7 +32,8 @@ class RoundPolicy(Protocol):
 
     @property
     def deadline(self) -> float | None:
-        """Seconds after which the master asks again even if nobody replied (None: never)."""
+        """Seconds after the broadcast at which the round closes with the replies that came,
+        without asking :meth:`closes` again (None: no deadline)."""
         ...
 
 

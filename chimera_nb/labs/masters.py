@@ -10,11 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..masters import AggregationMaster
-from ..masters.aggregation import AGGREGATION_FIT
-from ..masters.broadcast import PendingBroadcast
-from ..masters.client import WorkerClient
 from ..masters.estimator import HasMethods
-from ..wire import ModelFitRequest
 from .contracts import check_seeds
 
 __all__ = ["BaggingMaster"]
@@ -62,16 +58,9 @@ class BaggingMaster(AggregationMaster):
         )
         self.seeds = seeds
 
-    def _broadcast_model_fit(self, client: WorkerClient, names: list[str]) -> PendingBroadcast:
-        """Step C, as the kit's, with the seeds from :attr:`seeds`."""
+    def _draw_seeds(self, n_workers: int) -> list[int]:
+        """Step C's seeds, from :attr:`seeds` (the kit's rule without one), checked."""
         if self.seeds is None:
-            return super()._broadcast_model_fit(client, names)
-        self.events.publish(AGGREGATION_FIT, "C")
+            return super()._draw_seeds(n_workers)
         name = getattr(self.seeds, "__name__", None) or repr(self.seeds)
-        seeds = check_seeds(self.seeds(self.random_state, len(names)), name, len(names))
-        self.worker_seeds_ = dict(zip(names, seeds))
-        requests = {
-            worker: ModelFitRequest(random_state=seed)
-            for worker, seed in self.worker_seeds_.items()
-        }
-        return client.broadcast(client.model_fit, requests)
+        return check_seeds(self.seeds(self.random_state, n_workers), name, n_workers)

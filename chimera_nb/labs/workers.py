@@ -26,9 +26,6 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ..algorithms import n_outputs
-from ..wire import FitStep, FitStepResult, ModelFitResponse
-from ..wire.encoding import BodyError
 from ..workers import ClassificationWorker, SGDWorker
 from ..workers.training_data import TrainingData
 from .contracts import ContractError, check_bootstrap_rows, check_gradient
@@ -126,31 +123,24 @@ class LabSGDWorker(_AnswersStudentErrors, SGDWorker):
         self._function = None if self.gradient is None else self.gradient.compile()
         return self
 
-    def fit_step(self, step: FitStep) -> FitStepResult:
-        """The kit's fit-step (see :meth:`SGDWorker.fit_step`), with your function's loss and
-        gradient, checked."""
+    def _loss_and_gradient(
+        self,
+        weights: np.ndarray,
+        bias: np.ndarray,
+        X: np.ndarray,
+        targets: np.ndarray,
+        n_classes: int,
+    ) -> tuple[float, np.ndarray, np.ndarray]:
+        """Your function's loss and gradient (the kit's without one), checked, under a time
+        limit; the rest of the fit-step is the kit's (see :meth:`SGDWorker.fit_step`)."""
         if self._function is None:
-            return super().fit_step(step)
-        if self.model_type == "regressor":
-            n_classes, targets = 0, self.y_
-        else:
-            n_classes, targets = self._class_indices(step.classes)
-        shape = (n_outputs(self.model_type, n_classes), self.X_.shape[1])
-        if step.weights.shape != shape:
-            raise BodyError("weights", f"has shape {step.weights.shape}, this shard needs {shape}")
-        X = self.X_
-        if step.batch_size is not None and step.batch_size < len(X):
-            rows = np.random.default_rng(step.seed).choice(len(X), step.batch_size, replace=False)
-            X, targets = X[rows], targets[rows]
+            return super()._loss_and_gradient(weights, bias, X, targets, n_classes)
         try:
             with time_limit(CALL_LIMIT, f"your {self.gradient.name}"):
-                answer = self._function(step.weights.copy(), step.bias.copy(), X.copy(), targets)
-            loss, weights_gradient, bias_gradient = check_gradient(
-                answer, self.gradient.name, shape
-            )
+                answer = self._function(weights.copy(), bias.copy(), X.copy(), targets)
+            return check_gradient(answer, self.gradient.name, weights.shape)
         except Exception as error:
             raise _failure(self.gradient, error) from None
-        return FitStepResult(weights_gradient, bias_gradient, len(X), loss)
 
 
 class LabClassificationWorker(_AnswersStudentErrors, ClassificationWorker):
@@ -179,28 +169,14 @@ class LabClassificationWorker(_AnswersStudentErrors, ClassificationWorker):
         self._function = None if self.bootstrap_rows is None else self.bootstrap_rows.compile()
         return self
 
-    def fit(self, random_state: int | None) -> ModelFitResponse:
-        """The kit's member fit (see :meth:`ClassificationWorker.fit`), on your rows."""
+    def _sample_rows(self, random_state: int) -> np.ndarray:
+        """The rows your function draws from the master's seed (the kit's without one),
+        checked; the rest of the fit is the kit's (see :meth:`ClassificationWorker.fit`)."""
         if self._function is None:
-            return super().fit(random_state)
-        if random_state is None:
-            random_state = int(np.random.SeedSequence().generate_state(1)[0])
+            return super()._sample_rows(random_state)
         name = self.bootstrap_rows.name
         try:
-            rows = check_bootstrap_rows(
-                self._function(len(self.X_), random_state), name, len(self.X_)
-            )
+            rows = self._function(len(self.X_), random_state)
+            return check_bootstrap_rows(rows, name, len(self.X_))
         except Exception as error:
             raise _failure(self.bootstrap_rows, error) from None
-        from sklearn.base import clone  # imported here, as the kit's bagging workers do
-
-        estimator = clone(self.estimator)
-        if "random_state" in estimator.get_params():
-            estimator.set_params(random_state=random_state)
-        self.estimator_ = estimator.fit(self._frame(self.X_[rows]), self.y_[rows])
-        return ModelFitResponse(
-            n_samples=len(self.X_),
-            columns=self.columns_,
-            random_state=random_state,
-            classes=self._classes(),
-        )

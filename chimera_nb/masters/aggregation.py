@@ -180,12 +180,16 @@ class AggregationMaster(Master):
     def _broadcast_model_fit(self, client: WorkerClient, names: list[str]) -> PendingBroadcast:
         """Step C: ask every worker to fit its member, each with its own bootstrap seed."""
         self.events.publish(FIT, "C")
-        seeds = np.random.SeedSequence(self.random_state).generate_state(len(names))
-        self.worker_seeds_ = dict(zip(names, seeds.tolist()))
+        self.worker_seeds_ = dict(zip(names, self._draw_seeds(len(names))))
         requests = {
             name: ModelFitRequest(random_state=seed) for name, seed in self.worker_seeds_.items()
         }
         return client.broadcast(client.model_fit, requests)
+
+    def _draw_seeds(self, n_workers: int) -> list[int]:
+        """One bootstrap seed per worker, drawn from ``random_state``: members differ, and
+        the same ``random_state`` replays them."""
+        return np.random.SeedSequence(self.random_state).generate_state(n_workers).tolist()
 
     async def _wait_for_replies(self, pending: PendingBroadcast, chart: Flowchart) -> Broadcast:
         """Step D: each worker answers, times out or runs out of retries; then E asks whether

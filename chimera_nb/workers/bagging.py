@@ -44,9 +44,7 @@ class _BaggingWorker(Worker):
         """
         if random_state is None:
             random_state = int(np.random.SeedSequence().generate_state(1)[0])
-        rows = np.arange(len(self.X_))
-        if self.bootstrap:
-            rows = np.random.default_rng(random_state).integers(0, len(self.X_), len(self.X_))
+        rows = self._sample_rows(random_state)
         from sklearn.base import clone  # imported here: SGD workers never need scikit-learn
 
         estimator = clone(self.estimator)
@@ -59,6 +57,13 @@ class _BaggingWorker(Worker):
             random_state=random_state,
             classes=self._classes(),
         )
+
+    def _sample_rows(self, random_state: int) -> np.ndarray:
+        """The rows the member is fitted on: the whole shard, or a bootstrap sample of it
+        drawn from ``random_state`` (with replacement, as many rows as the shard)."""
+        if not self.bootstrap:
+            return np.arange(len(self.X_))
+        return np.random.default_rng(random_state).integers(0, len(self.X_), len(self.X_))
 
     def _classes(self) -> list | None:
         return None

@@ -159,8 +159,8 @@ class SGDWorker(Worker):
         if step.batch_size is not None and step.batch_size < len(X):
             rows = np.random.default_rng(step.seed).choice(len(X), step.batch_size, replace=False)
             X, targets = X[rows], targets[rows]
-        loss, weights_gradient, bias_gradient = loss_for(self.model_type, n_classes)(
-            step.weights, step.bias, X, targets
+        loss, weights_gradient, bias_gradient = self._loss_and_gradient(
+            step.weights, step.bias, X, targets, n_classes
         )
         if not all(np.isfinite(v).all() for v in (loss, weights_gradient, bias_gradient)):
             # JSON cannot carry it; and a master needs to hear why, not read a NaN gradient
@@ -171,6 +171,18 @@ class SGDWorker(Worker):
                 "master's learning rate",
             )
         return FitStepResult(weights_gradient, bias_gradient, len(X), loss)
+
+    def _loss_and_gradient(
+        self,
+        weights: np.ndarray,
+        bias: np.ndarray,
+        X: np.ndarray,
+        targets: np.ndarray,
+        n_classes: int,
+    ) -> tuple[float, np.ndarray, np.ndarray]:
+        """The mean loss of the rows ``X, targets`` and its gradient (a subclass, such as a
+        lab's, may compute them its own way)."""
+        return loss_for(self.model_type, n_classes)(weights, bias, X, targets)
 
     # -- the endpoints ----------------------------------------------------------------------
 
