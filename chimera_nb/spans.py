@@ -54,6 +54,10 @@ class Span:
         Who made the call when it was not the master (a worker calling a worker).
     worker_url : str
         The worker's base URL: it tells two clusters' ``worker1`` apart in the time log.
+    staleness : int or None
+        For a gradient under a stale-synchronous or asynchronous parameter server: how many
+        clocks of updates the weights it was computed on missed (see
+        :mod:`chimera_nb.algorithms.consistency`); None elsewhere.
     """
 
     worker: str
@@ -67,6 +71,7 @@ class Span:
     bytes_received: int = 0
     peer: str | None = None
     worker_url: str = ""
+    staleness: int | None = None
 
     @property
     def latency_ms(self) -> float:
@@ -93,6 +98,7 @@ COLUMNS = [
     "bytes_sent",
     "bytes_received",
     "peer",
+    "staleness",
 ]
 
 
@@ -155,7 +161,7 @@ class SpanLog:
         """The spans as a DataFrame, one row per call, with the columns of
         :func:`chimera_nb.read_time_log` (``time`` is when the call ended) followed by
         ``start``, ``end`` (datetime64 in local time, as the log), ``bytes_sent``,
-        ``bytes_received`` and ``peer``."""
+        ``bytes_received``, ``peer`` and ``staleness``."""
         import pandas as pd
 
         rows = []
@@ -171,6 +177,7 @@ class SpanLog:
         frame["time"] = frame["end"]
         frame["latency_ms"] = frame["latency_ms"].astype(float)
         frame["round"] = frame["round"].astype("Int64")
+        frame["staleness"] = frame["staleness"].astype("Int64")
         frame["status"] = frame["status"].astype(str)
         return frame
 

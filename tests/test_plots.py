@@ -29,7 +29,12 @@ FIT_STEP = "/v1/chimera/sgd/fit-step"
 
 FLOWCHARTS = {
     chart.machine: chart
-    for master in (ParameterServerMaster, AggregationMaster)
+    for master in (
+        ParameterServerMaster(),
+        ParameterServerMaster(consistency="ssp", staleness=1),
+        ParameterServerMaster(consistency="asp"),
+        AggregationMaster(),
+    )
     for chart in master.flowcharts
 }
 

@@ -14,6 +14,7 @@ from .combiners import (
     soft_vote,
     union_of_classes,
 )
+from .consistency import ASP, BSP, SSP, Consistency, make_consistency, staleness_aware
 from .gradient_descent import GradientDescentResult, gradient_descent, update_step
 from .linear import decision_function, loss_for, n_outputs, predict_proba
 from .losses import LossAndGradient, l2_penalty, logistic_loss, softmax_loss, squared_loss
@@ -23,6 +24,10 @@ from .schedules import Constant, InverseScaling, LearningRateSchedule, make_sche
 from .sharding import contiguous_shards, hash_shards, random_shards, range_shards, split
 
 __all__ = [
+    "ASP",
+    "BSP",
+    "SSP",
+    "Consistency",
     "ColumnStatistics",
     "FirstK",
     "Combined",
@@ -49,6 +54,7 @@ __all__ = [
     "l2_penalty",
     "logistic_loss",
     "loss_for",
+    "make_consistency",
     "make_schedule",
     "mean_prediction",
     "n_outputs",
@@ -58,6 +64,7 @@ __all__ = [
     "soft_vote",
     "softmax_loss",
     "split",
+    "staleness_aware",
     "squared_loss",
     "union_of_classes",
     "update_step",

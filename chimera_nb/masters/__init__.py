@@ -13,6 +13,7 @@ from .aggregation import AGGREGATION_FIT, AGGREGATION_PREDICT, AggregationMaster
 from .base import Master, Quorum
 from .broadcast import Broadcast, PendingBroadcast
 from .client import SharedClient, WorkerClient
+from .clocks import AppliedUpdate, ClockedRounds
 from .endpoints import resolve_endpoints
 from .estimator import Estimator, HasMethods, Interval, Options
 from .events import EventBus, StepEvent
@@ -21,9 +22,14 @@ from .history import RoundRecord
 from .linear_model import PARAMETER_SERVER_PREDICT
 from .pacing import Pacer
 from .parameter_server import PARAMETER_SERVER_FIT, ParameterServerMaster
+from .parameter_server_charts import PARAMETER_SERVER_FIT_ASP, PARAMETER_SERVER_FIT_SSP
 from .running import FitHandle, FitStarts, fit_starts
 
 __all__ = [
+    "AppliedUpdate",
+    "ClockedRounds",
+    "PARAMETER_SERVER_FIT_ASP",
+    "PARAMETER_SERVER_FIT_SSP",
     "AGGREGATION_FIT",
     "AGGREGATION_PREDICT",
     "PARAMETER_SERVER_FIT",

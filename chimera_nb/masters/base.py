@@ -105,6 +105,7 @@ class Master(Estimator):
     _pacer: Pacer | None = None
     _stop_requested: bool = False  # set by stop(), from any thread; read between rounds
     _running_fit: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None
+    _workers: Any = None  # what the running fit was given: a cluster, or name -> URL
     _cancel_reason: str | None = None
 
     # -- what every fit has --------------------------------------------------------------
@@ -163,6 +164,7 @@ class Master(Estimator):
         self._claim_fit()
         try:
             self._endpoints = endpoints  # where the fitted model lives (bagging predicts there)
+            self._workers = workers  # a cluster's membership may change during the fit
             self._begin_fit()
             fit_starts.publish(self, endpoints)
             status_logger.info("%s fit started on %d workers", self.role, len(endpoints))
@@ -257,6 +259,19 @@ class Master(Estimator):
     def _client_options(self) -> dict[str, Any]:
         """Options of this master's client (a subclass may pick its wire ``encoding``)."""
         return {}
+
+    def _follow_membership(self, client: WorkerClient, round_number: int) -> list[str]:
+        """Between rounds: the workers a cluster added since the last round join the fit and
+        those it removed leave it (a mapping of URLs never changes); returns who joined."""
+        current = getattr(self._workers, "endpoints", None)
+        if current is None or not isinstance(current, dict):
+            return []
+        joined, left = client.follow(current)
+        for name in joined:
+            status_logger.info("round %d: worker %s joined the fit", round_number, name)
+        for name in left:
+            status_logger.info("round %d: worker %s left the fit", round_number, name)
+        return joined
 
     async def _ask_in_turn(self, endpoint: Callable, names: list[str]) -> Any:
         """The answer of the first worker that answers ``endpoint``, asking them one after

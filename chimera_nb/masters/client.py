@@ -187,6 +187,16 @@ class WorkerClient:
         self._request_timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
+    def follow(self, endpoints: Endpoints) -> tuple[list[str], list[str]]:
+        """Call the workers of ``endpoints`` from now on (a cluster's membership changed
+        between rounds); returns the names that joined and those that left."""
+        joined = [name for name in endpoints if name not in self.endpoints]
+        left = [name for name in self.endpoints if name not in endpoints]
+        if joined or left or endpoints != self.endpoints:
+            self.endpoints = dict(endpoints)
+            self._base_urls = {name: url.rstrip("/") for name, url in self.endpoints.items()}
+        return joined, left
+
     async def __aenter__(self) -> WorkerClient:
         # trust_env=False (aiohttp's default): proxy variables never catch the workers.
         connector = aiohttp.TCPConnector(
@@ -229,6 +239,7 @@ class WorkerClient:
         round_number: int | None = None,
         body: bytes = b"",
         headers: dict[str, str] | None = None,
+        staleness: int | None = None,
     ) -> tuple[T, float]:
         """Returns the parsed answer and the latency of the successful attempt in ms."""
         reason = ""
@@ -252,6 +263,7 @@ class WorkerClient:
                 bytes_sent=len(body),
                 bytes_received=0 if reply is None else len(reply.content),
                 worker_url=self._base_urls[name],
+                staleness=staleness,
             )
             self.spans.record(span)
             if reply is not None:
@@ -307,8 +319,14 @@ class WorkerClient:
         return await self._call(name, "GET", paths.SGD_STATISTICS, _model(StatisticsResponse))
 
     async def fit_step(
-        self, name: str, step: FitStep, round_number: int | None = None
+        self,
+        name: str,
+        step: FitStep,
+        round_number: int | None = None,
+        staleness: int | None = None,
     ) -> tuple[FitStepResult, float]:
+        """The gradient of ``name``'s shard at ``step``'s weights; ``staleness`` (clocks the
+        weights missed, under SSP or ASP) goes to the call's span."""
         body, headers = step.encode(self.encoding)
         return await self._call(
             name,
@@ -318,6 +336,7 @@ class WorkerClient:
             round_number=round_number,
             body=body,
             headers=headers,
+            staleness=staleness,
         )
 
     async def model_fit(

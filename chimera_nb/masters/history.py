@@ -6,6 +6,7 @@ error messages, the REST answers, the dashboard and the graders all read the sam
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,8 @@ class RoundRecord:
         Which master action the record belongs to: "fit" or "predict".
     extra : dict
         Whatever else an algorithm records (staleness, bytes...).
+    time : float
+        When the round ended (``time.time()``): plots of loss against wall-clock time.
     """
 
     round_number: int
@@ -54,6 +57,7 @@ class RoundRecord:
     cancelled: dict[str, str] = field(default_factory=dict)
     action: str = "fit"
     extra: dict[str, Any] = field(default_factory=dict)
+    time: float = field(default_factory=time.time)
 
 
 def all_failures(history: Sequence[RoundRecord]) -> dict[str, str]:

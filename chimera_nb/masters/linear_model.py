@@ -15,8 +15,15 @@ import numpy as np
 
 from .._exceptions import WorkerError
 from .._types import ClassLabel, Matrix, ModelType, Vector
-from ..algorithms import ColumnStatistics, Standardizer, predict_proba, union_of_classes
-from ..wire import PredictRequest, PredictResponse, StatisticsResponse
+from ..algorithms import (
+    ColumnStatistics,
+    ShardGradient,
+    Standardizer,
+    n_outputs,
+    predict_proba,
+    union_of_classes,
+)
+from ..wire import FitStepResult, PredictRequest, PredictResponse, StatisticsResponse
 from .flowchart import Flowchart, chain
 
 __all__ = [
@@ -25,6 +32,7 @@ __all__ = [
     "LinearModel",
     "ProposedUpdate",
     "global_standardization",
+    "zero_model",
 ]
 
 #: The seed's predict flowchart: the model lives on the master, no worker is asked.
@@ -40,6 +48,23 @@ PARAMETER_SERVER_PREDICT = Flowchart(
     },
     chain("ABC") + (("C", "D", "yes"), ("C", "E", "no"), ("D", "F", ""), ("E", "F", "")),
 )
+
+
+def zero_model(
+    model_type: ModelType, columns: list[str], statistics: dict[str, StatisticsResponse]
+) -> LinearModel:
+    """The model a fit starts from: zero weights, in the units of the standardization merged
+    from every worker's ``statistics``, whose shards must all have ``columns``."""
+    for name, answer in statistics.items():
+        if answer.columns != columns:
+            raise WorkerError(
+                f"{name} has columns {answer.columns}, but the first worker has "
+                f"{columns}: every shard needs the same columns"
+            )
+    standardizer, classes = global_standardization(model_type, list(statistics.values()))
+    outputs = n_outputs(model_type, len(classes))
+    weights, bias = np.zeros((outputs, len(columns))), np.zeros(outputs)
+    return LinearModel(model_type, standardizer, classes, columns, weights, bias)
 
 
 def global_standardization(
@@ -98,6 +123,14 @@ class LinearModel:
     def raw(self) -> tuple[Matrix, Vector]:
         """Weights and bias in the original units of the data."""
         return self.standardizer.weights_to_raw(self.weights, self.bias)
+
+    def standardized(self, answer: FitStepResult) -> ShardGradient:
+        """A worker's gradient and loss (computed on its raw shard) in this model's units."""
+        weights, bias = self.standardizer.gradient_from_raw(
+            answer.weights_gradient, answer.bias_gradient
+        )
+        loss = self.standardizer.loss_from_raw(answer.loss)
+        return ShardGradient(weights, bias, answer.n_samples, loss)
 
 
 class FittedLinearModel:

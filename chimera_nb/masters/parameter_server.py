@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._exceptions import ChimeraError, FitDivergedError, WorkerError
+from .._exceptions import ChimeraError, FitDivergedError
 from .._types import ModelType
 from ..algorithms import (
     Gradient,
@@ -21,62 +21,27 @@ from ..algorithms import (
     WeightedMean,
     l2_penalty,
     make_schedule,
-    n_outputs,
     update_step,
 )
 from ..wire import Encoding, FitResponse, FitStep, paths
 from .base import Master, Quorum
 from .broadcast import Broadcast, PendingBroadcast
 from .client import WorkerClient
+from .consistency_switch import ConsistencySwitch
 from .estimator import HasMethods, Interval, Options
-from .flowchart import Flowchart, chain
-from .history import all_failures
+from .history import RoundRecord, all_failures
 from .linear_model import (
     PARAMETER_SERVER_PREDICT,
     FittedLinearModel,
-    LinearModel,
     ProposedUpdate,
-    global_standardization,
+    zero_model,
 )
+from .parameter_server_charts import PARAMETER_SERVER_FIT
 
 __all__ = ["PARAMETER_SERVER_FIT", "PARAMETER_SERVER_PREDICT", "ParameterServerMaster"]
 
-#: The seed's fit flowchart: a round is D (broadcast) to K (update), then back to D.
-PARAMETER_SERVER_FIT = Flowchart(
-    "parameter-server fit",
-    {
-        "A": "idle",
-        "B": "fit request received",
-        "C": "initial fit on sample",
-        "D": "broadcast fit-step",
-        "E": "wait: reply / timeout / retries",
-        "F": "all workers failed?",
-        "G": "error to client",
-        "H": "gather gradients",
-        "I": "weighted mean",
-        "J": "converged or max_iter?",
-        "K": "update weights",
-        "L": "ok to client",
-        "M": "end",
-    },
-    chain("ABCDEF")
-    + (
-        ("F", "G", "yes"),
-        ("F", "H", "no"),
-        ("H", "I", ""),
-        ("I", "J", ""),
-        ("J", "K", "no"),
-        ("K", "D", "next round"),
-        ("J", "L", "yes"),
-        ("L", "M", ""),
-        ("G", "M", ""),
-    ),
-)
 
-FIT = PARAMETER_SERVER_FIT
-
-
-class ParameterServerMaster(FittedLinearModel, Master):
+class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, Master):
     """Distributed gradient descent for linear models, with :class:`~chimera_nb.SGDWorker` s.
 
     Each round the master sends the current weights to every worker (``fit-step``), each
@@ -115,6 +80,17 @@ class ParameterServerMaster(FittedLinearModel, Master):
     round_policy : RoundPolicy, optional
         When a round may close: default :class:`~chimera_nb.algorithms.WaitForAll` (BSP);
         ``FirstK(k)`` closes after the first k replies (the rest are backup workers).
+    backup_workers : int, default=0
+        BSP with ``b`` backup workers: each round uses the first N - b replies and cancels
+        the slowest b (recorded in ``history_[r].cancelled``); ``FirstK(N - b)`` for short.
+    consistency : {"bsp", "ssp", "asp"}, default="bsp"
+        BSP: every round waits for every worker. SSP: a worker runs at most ``staleness``
+        clocks ahead of the slowest. ASP: no worker waits. Under SSP and ASP each gradient is
+        applied as it arrives (see :mod:`chimera_nb.masters.clocks`); SSP(0) equals BSP.
+    staleness : int, optional
+        ``s`` for ``consistency="ssp"`` (required there, refused elsewhere).
+    staleness_aware : bool, default=False
+        Divide the step of a gradient ``k`` clocks stale by ``1 + k`` (SSP and ASP).
     random_state : int or None
         Seeds the mini-batches (one seed per worker, kept in ``worker_seeds_``).
 
@@ -134,8 +110,10 @@ class ParameterServerMaster(FittedLinearModel, Master):
     worker_seeds_ : dict of str to int
         The mini-batch seed of each worker, drawn from ``random_state``.
     loss_curve_ : list of float
+    updates_ : list of AppliedUpdate
+        SSP and ASP: every gradient applied, with its worker, clock and staleness.
     n_iter_ : int
-        Updates made.
+        Updates made (SSP and ASP: clocks closed).
     converged_ : bool
 
     Notes
@@ -165,7 +143,6 @@ class ParameterServerMaster(FittedLinearModel, Master):
     role = "ParameterServerMaster"
     fit_path = paths.PARAMETER_SERVER_FIT
     predict_path = paths.PARAMETER_SERVER_PREDICT
-    flowcharts = (PARAMETER_SERVER_FIT, PARAMETER_SERVER_PREDICT)
 
     def __init__(
         self,
@@ -184,6 +161,10 @@ class ParameterServerMaster(FittedLinearModel, Master):
         max_retries: int | None = None,
         aggregator: GradientAggregator | None = None,
         round_policy: RoundPolicy | None = None,
+        backup_workers: int = 0,
+        consistency: str = "bsp",
+        staleness: int | None = None,
+        staleness_aware: bool = False,
         random_state: int | None = None,
     ) -> None:
         self.model_type = model_type
@@ -200,6 +181,10 @@ class ParameterServerMaster(FittedLinearModel, Master):
         self.max_retries = max_retries
         self.aggregator = aggregator
         self.round_policy = round_policy
+        self.backup_workers = backup_workers
+        self.consistency = consistency
+        self.staleness = staleness
+        self.staleness_aware = staleness_aware
         self.random_state = random_state
 
     _parameter_constraints = {
@@ -215,6 +200,7 @@ class ParameterServerMaster(FittedLinearModel, Master):
         "encoding": [Options("json", "binary")],
         "aggregator": [None, HasMethods("aggregate")],
         "round_policy": [None, HasMethods("closes")],
+        **ConsistencySwitch._parameter_constraints,
     }
 
     @property
@@ -228,96 +214,110 @@ class ParameterServerMaster(FittedLinearModel, Master):
     # -- fit: the seed's flowchart, one named step per letter ------------------------------
 
     async def _fit(self, client: WorkerClient) -> None:
-        self.events.publish(FIT, "B", n_workers=len(client.endpoints))
+        self.events.publish(self._chart, "B", n_workers=len(client.endpoints))
         try:
             await self._initial_fit(client)  # C
             await self._run_rounds(client)  # D ... K, round after round
             self._model = self._training  # the new model replaces the old one whole
         except ChimeraError as error:
-            self.events.publish(FIT, "G", error=str(error))
+            self.events.publish(self._chart, "G", error=str(error))
             raise
         else:
-            self.events.publish(FIT, "L", n_rounds=len(self.history_), loss=self.loss_curve_[-1])
+            self.events.publish(
+                self._chart, "L", n_rounds=len(self.history_), loss=self.loss_curve_[-1]
+            )
         finally:
-            self.events.publish(FIT, "M")
+            self.events.publish(self._chart, "M")
 
     async def _run_rounds(self, client: WorkerClient) -> None:
-        n_workers = len(client.endpoints)
+        if not self._consistency.synchronous:  # SSP or ASP: a loop per worker
+            await self._run_clocks(client)
+            return
         for round_number in range(1, self.max_iter + 2):
-            pending = self._broadcast_fit_step(client, round_number)  # D
-            replies = await self._wait_for_replies(pending, round_number)  # E, F
-            self._check_replies(replies, n_workers, round_number)  # F -> G
-            gradients = self._gather_gradients(replies, round_number)  # H
-            gradient, loss = self._aggregate(gradients, round_number)  # I
-            converged, update = self._check_convergence(gradient, loss, round_number)  # J
-            self._record_round(replies, round_number, loss, update)
+            self._follow_membership(client, round_number)
+            converged, update = await self._round(client, round_number)  # D ... J
             if converged or round_number > self.max_iter or self._stop_requested:
                 self.converged_ = converged
                 return
             self._update_model(update, round_number)  # K, then back to D
 
+    async def _round(self, client: WorkerClient, round_number: int) -> tuple[bool, ProposedUpdate]:
+        """Steps D to J of one BSP round: whether it converged, and the update it proposes."""
+        pending = self._broadcast_fit_step(client, round_number)  # D
+        replies = await self._wait_for_replies(pending, round_number, len(client.endpoints))  # E
+        self._check_replies(replies, len(client.endpoints), round_number)  # F -> G
+        gradients = self._gather_gradients(replies, round_number)  # H
+        gradient, loss = self._aggregate(gradients, round_number)  # I
+        converged, update = self._check_convergence(gradient, loss, round_number)  # J
+        self._record_round(replies, round_number, loss, update)
+        return converged, update
+
     async def _initial_fit(self, client: WorkerClient) -> None:
         """Step C: learn the columns from a data sample (the seed's way: the first worker
         that answers), the global statistics and classes from every worker, and start from
         zero weights."""
-        self.events.publish(FIT, "C")
+        self.events.publish(self._chart, "C")
         names = list(client.endpoints)
         sample = await self._ask_in_turn(client.request_data_sample, names)  # the seed's way
         statistics = await client.broadcast(client.statistics, names).wait()
         self._check_quorum(statistics, len(names), "the statistics request")
-        for name, answer in statistics.results.items():
-            if answer.columns != sample.X_train_sample_columns:
-                raise WorkerError(
-                    f"{name} has columns {answer.columns}, but the first worker has "
-                    f"{sample.X_train_sample_columns}: every shard needs the same columns"
-                )
-        standardizer, classes = global_standardization(
-            self.model_type, list(statistics.results.values())
+        self._training = zero_model(
+            self.model_type, sample.X_train_sample_columns, statistics.results
         )
-        columns = sample.X_train_sample_columns
-        outputs = n_outputs(self.model_type, len(classes))
-        weights, bias = np.zeros((outputs, len(columns))), np.zeros(outputs)
-        self._training = LinearModel(self.model_type, standardizer, classes, columns, weights, bias)
         self._schedule = make_schedule(
             self.learning_rate_schedule, self.learning_rate, self.power_t
         )
         seeds = np.random.SeedSequence(self.random_state).generate_state(len(names))
         self.worker_seeds_ = dict(zip(names, seeds.tolist()))
+        self._expected_samples = {  # each worker's weight in a step, until it answers
+            name: answer.n_samples if self.batch_size is None else self.batch_size
+            for name, answer in statistics.results.items()
+        }
         self.loss_curve_: list[float] = []
         self.n_iter_, self.converged_ = 0, False
 
     def _broadcast_fit_step(self, client: WorkerClient, round_number: int) -> PendingBroadcast:
         """Step D: send every worker the current weights, in raw units (each with its own
         mini-batch seed)."""
-        self.events.publish(FIT, "D", round_number)
+        self.events.publish(self._chart, "D", round_number)
         weights, bias = self._training.raw()
         classes = self._training.classes or None
         if self.batch_size is None:  # every worker gets the same request: encoded once
             steps = dict.fromkeys(client.endpoints, FitStep(weights, bias, classes))
         else:
-            steps = {
-                name: FitStep(
-                    weights, bias, classes, self.batch_size, self._batch_seed(name, round_number)
-                )
-                for name in client.endpoints
-            }
+            steps = {name: self._fit_step_for(name, round_number) for name in client.endpoints}
         return client.broadcast(client.fit_step, steps, round_number=round_number)
+
+    def _fit_step_for(self, name: str, round_number: int) -> FitStep:
+        """What one worker is asked in a round: the current weights in raw units, and its
+        mini-batch seed."""
+        weights, bias = self._training.raw()
+        classes = self._training.classes or None
+        return FitStep(
+            weights, bias, classes, self.batch_size, self._batch_seed(name, round_number)
+        )
 
     def _batch_seed(self, name: str, round_number: int) -> int | None:
         """A different, reproducible mini-batch per worker and round."""
         if self.batch_size is None:
             return None
+        if name not in self.worker_seeds_:  # joined mid-fit: the next seed of the sequence
+            n_seeds = len(self.worker_seeds_) + 1
+            seeds = np.random.SeedSequence(self.random_state).generate_state(n_seeds)
+            self.worker_seeds_[name] = int(seeds[-1])
         return int(
             np.random.SeedSequence([self.worker_seeds_[name], round_number]).generate_state(1)[0]
         )
 
-    async def _wait_for_replies(self, pending: PendingBroadcast, round_number: int) -> Broadcast:
-        """Step E: each worker answers, times out or runs out of retries; then F asks whether
-        enough of them answered."""
-        self.events.publish(FIT, "E", round_number)
-        replies = await pending.wait(self.round_policy)
+    async def _wait_for_replies(
+        self, pending: PendingBroadcast, round_number: int, n_workers: int
+    ) -> Broadcast:
+        """Step E: each worker answers, times out or runs out of retries (or the round
+        policy closes the round without the slowest); then F asks whether enough answered."""
+        self.events.publish(self._chart, "E", round_number)
+        replies = await pending.wait(self._round_policy(n_workers))
         detail = {"answered": replies.answered, "failed": replies.failed}
-        self.events.publish(FIT, "F", round_number, cancelled=replies.cancelled, **detail)
+        self.events.publish(self._chart, "F", round_number, cancelled=replies.cancelled, **detail)
         return replies
 
     def _check_replies(self, replies: Broadcast, n_workers: int, round_number: int) -> None:
@@ -335,23 +335,17 @@ class ParameterServerMaster(FittedLinearModel, Master):
 
     def _gather_gradients(self, replies: Broadcast, round_number: int) -> dict[str, ShardGradient]:
         """Step H: the answers of the workers that replied, by name, in standardized units."""
-        self.events.publish(FIT, "H", round_number)
-        gathered = {}
-        for name, result in replies.results.items():
-            standardizer = self._training.standardizer
-            weights, bias = standardizer.gradient_from_raw(
-                result.weights_gradient, result.bias_gradient
-            )
-            loss = standardizer.loss_from_raw(result.loss)
-            gathered[name] = ShardGradient(weights, bias, result.n_samples, loss)
-        return gathered
+        self.events.publish(self._chart, "H", round_number)
+        return {
+            name: self._training.standardized(result) for name, result in replies.results.items()
+        }
 
     def _aggregate(
         self, gradients: dict[str, ShardGradient], round_number: int
     ) -> tuple[Gradient, float]:
         """Step I: one gradient from many (the aggregator's rule), plus the L2 term, and the
         loss over all samples."""
-        self.events.publish(FIT, "I", round_number)
+        self.events.publish(self._chart, "I", round_number)
         gradient = (self.aggregator or WeightedMean()).aggregate(gradients)
         penalty, penalty_gradient = l2_penalty(self._training.weights, self.alpha)
         answers = list(gradients.values())
@@ -365,7 +359,7 @@ class ParameterServerMaster(FittedLinearModel, Master):
         self, gradient: Gradient, loss: float, round_number: int
     ) -> tuple[bool, ProposedUpdate]:
         """Step J: the update this gradient proposes, and whether it is below ``tol``."""
-        self.events.publish(FIT, "J", round_number, loss=loss)
+        self.events.publish(self._chart, "J", round_number, loss=loss)
         learning_rate = self._schedule(round_number)
         new_weights, new_bias, norm = update_step(
             self._training.weights,
@@ -378,14 +372,14 @@ class ParameterServerMaster(FittedLinearModel, Master):
 
     def _update_model(self, update: ProposedUpdate, round_number: int) -> None:
         """Step K: take the step."""
-        self.events.publish(FIT, "K", round_number)
+        self.events.publish(self._chart, "K", round_number)
         self._training.weights, self._training.bias = update.weights, update.bias
         self.n_iter_ += 1
 
     def _record_round(
         self, replies: Broadcast, round_number: int, loss: float, update: ProposedUpdate
-    ) -> None:
-        self._record(
+    ) -> RoundRecord:
+        record = self._record(
             replies,
             round_number,
             n_samples={name: result.n_samples for name, result in replies.results.items()},
@@ -394,6 +388,7 @@ class ParameterServerMaster(FittedLinearModel, Master):
             update_norm=update.norm,
         )
         self.loss_curve_.append(loss)
+        return record
 
     # -- REST -------------------------------------------------------------------------------
 

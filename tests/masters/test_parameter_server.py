@@ -268,6 +268,10 @@ def test_clone_gives_an_unfitted_master_with_every_parameter_kept(wine_cluster):
         "max_retries": 2,
         "aggregator": WeightedMean(),
         "round_policy": None,
+        "backup_workers": 0,
+        "consistency": "bsp",
+        "staleness": None,
+        "staleness_aware": True,
         "random_state": 5,
     }
     master = ParameterServerMaster("regressor", **parameters).fit(wine_cluster)
