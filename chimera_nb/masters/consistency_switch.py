@@ -15,7 +15,7 @@ from ..algorithms import FirstK, RoundPolicy
 from ..algorithms.consistency import Consistency, make_consistency
 from .client import WorkerClient
 from .clocks import ClockedRounds
-from .estimator import Constraint, Interval, Options
+from .estimator import Constraint, HasMethods, Interval, Options
 from .flowchart import Flowchart
 from .linear_model import PARAMETER_SERVER_PREDICT
 from .parameter_server_charts import fit_chart
@@ -27,7 +27,7 @@ class ConsistencySwitch:
     """``consistency``, ``staleness``, ``staleness_aware`` and ``backup_workers`` of a
     parameter server (documented on :class:`~chimera_nb.ParameterServerMaster`)."""
 
-    consistency: str
+    consistency: str | Consistency
     staleness: int | None
     staleness_aware: bool
     backup_workers: int
@@ -35,7 +35,7 @@ class ConsistencySwitch:
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         "backup_workers": [Interval(int, 0, None, closed="left")],
-        "consistency": [Options("bsp", "ssp", "asp")],
+        "consistency": [Options("bsp", "ssp", "asp"), HasMethods("may_start")],
         "staleness": [None, Interval(int, 0, None, closed="left")],
         "staleness_aware": [Options(True, False)],
     }
@@ -43,10 +43,10 @@ class ConsistencySwitch:
     def _validate_params(self) -> None:
         super()._validate_params()  # type: ignore[misc]
         try:
-            make_consistency(self.consistency, self.staleness)
+            synchronous = getattr(self._consistency, "synchronous", False)
         except ValueError as error:
             raise ConfigurationError(f"{type(self).__name__}: {error}") from None
-        if self.backup_workers and (self.round_policy is not None or self.consistency != "bsp"):
+        if self.backup_workers and (self.round_policy is not None or not synchronous):
             raise ConfigurationError(
                 f"{type(self).__name__}'s backup_workers applies to BSP rounds without a "
                 f"round_policy (got consistency={self.consistency!r}, round_policy="
@@ -55,7 +55,11 @@ class ConsistencySwitch:
 
     @property
     def _consistency(self) -> Consistency:
-        return make_consistency(self.consistency, self.staleness)
+        """The rule in force: a name ("bsp", "ssp", "asp"), or a rule object of one's own
+        (anything with ``may_start(clock, slowest)``, such as a lab's SSP rule)."""
+        if isinstance(self.consistency, str):
+            return make_consistency(self.consistency, self.staleness)
+        return self.consistency
 
     @property
     def _chart(self) -> Flowchart:

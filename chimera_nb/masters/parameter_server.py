@@ -83,10 +83,11 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, Master):
     backup_workers : int, default=0
         BSP with ``b`` backup workers: each round uses the first N - b replies and cancels
         the slowest b (recorded in ``history_[r].cancelled``); ``FirstK(N - b)`` for short.
-    consistency : {"bsp", "ssp", "asp"}, default="bsp"
+    consistency : {"bsp", "ssp", "asp"} or a rule object, default="bsp"
         BSP: every round waits for every worker. SSP: a worker runs at most ``staleness``
         clocks ahead of the slowest. ASP: no worker waits. Under SSP and ASP each gradient is
-        applied as it arrives (see :mod:`chimera_nb.masters.clocks`); SSP(0) equals BSP.
+        applied as it arrives (see :mod:`chimera_nb.masters.clocks`); SSP(0) equals BSP. A
+        rule object with ``may_start(clock, slowest)`` runs as SSP does, with that rule.
     staleness : int, optional
         ``s`` for ``consistency="ssp"`` (required there, refused elsewhere).
     staleness_aware : bool, default=False
@@ -230,7 +231,7 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, Master):
             self.events.publish(self._chart, "M")
 
     async def _run_rounds(self, client: WorkerClient) -> None:
-        if not self._consistency.synchronous:  # SSP or ASP: a loop per worker
+        if not getattr(self._consistency, "synchronous", False):  # SSP or ASP: a loop each
             await self._run_clocks(client)
             return
         for round_number in range(1, self.max_iter + 2):

@@ -94,6 +94,7 @@ PARAMETER_SERVER_FIT_ASP = _clocked("parameter-server fit (ASP)", "send weights 
 
 def fit_chart(consistency: Consistency) -> Flowchart:
     """The fit flowchart a parameter server follows under ``consistency``."""
-    if consistency.synchronous:
+    if getattr(consistency, "synchronous", False):
         return PARAMETER_SERVER_FIT
-    return PARAMETER_SERVER_FIT_SSP if consistency.name == "ssp" else PARAMETER_SERVER_FIT_ASP
+    asynchronous = getattr(consistency, "name", "") == "asp"
+    return PARAMETER_SERVER_FIT_ASP if asynchronous else PARAMETER_SERVER_FIT_SSP

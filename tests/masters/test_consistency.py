@@ -155,3 +155,21 @@ def test_consistency_rules():
 def test_bad_consistency_options_say_what_to_fix(wine_trio, options, message):
     with pytest.raises(ConfigurationError, match=message):
         ParameterServerMaster("regressor", **options).fit(wine_trio)
+
+
+class EveryOtherClock:
+    """A rule of one's own (as a lab's): a worker may be one clock ahead of the slowest."""
+
+    def may_start(self, clock: int, slowest: int) -> bool:
+        return clock - slowest <= 1
+
+
+def test_a_rule_object_of_ones_own_runs_as_ssp_does(wine_trio):
+    # Execute
+    master = ParameterServerMaster("regressor", max_iter=10, consistency=EveryOtherClock())
+    master.fit(wine_trio)
+
+    # Assert
+    assert len(master.updates_) == 30
+    assert max(update.staleness for update in master.updates_) <= 1
+    assert master.flowcharts[0].machine == "parameter-server fit (SSP)"
