@@ -20,13 +20,13 @@ from ..algorithms import (
     ShardGradient,
     WeightedMean,
     l2_penalty,
-    make_schedule,
     n_outputs,
     update_step,
 )
 from ..wire import Encoding, FitResponse, FitStep, paths
 from .base import Master, Quorum
 from .broadcast import Broadcast, PendingBroadcast
+from .checkpoint import CHECKPOINT_CONSTRAINTS, CheckpointedFit
 from .client import WorkerClient
 from .estimator import HasMethods, Interval, Options
 from .flowchart import Flowchart, chain
@@ -76,13 +76,12 @@ PARAMETER_SERVER_FIT = Flowchart(
 FIT = PARAMETER_SERVER_FIT
 
 
-class ParameterServerMaster(FittedLinearModel, Master):
+class ParameterServerMaster(FittedLinearModel, CheckpointedFit, Master):
     """Distributed gradient descent for linear models, with :class:`~chimera_nb.SGDWorker` s.
 
-    Each round the master sends the current weights to every worker (``fit-step``), each
-    worker returns the mean gradient of its shard, and the master averages them weighted by
-    shard size and takes one step, following the seed's flowchart (steps A-M, published
-    on :attr:`events`).
+    Each round the master sends the current weights to every worker (``fit-step``), each worker
+    returns the mean gradient of its shard, and the master averages them weighted by shard size
+    and takes one step, following the seed's flowchart (steps A-M, published on :attr:`events`).
 
     Parameters
     ----------
@@ -117,6 +116,9 @@ class ParameterServerMaster(FittedLinearModel, Master):
         ``FirstK(k)`` closes after the first k replies (the rest are backup workers).
     random_state : int or None
         Seeds the mini-batches (one seed per worker, kept in ``worker_seeds_``).
+    checkpoint_every, checkpoint_dir : int and str, optional
+        Save the fit every k rounds (in ``chimera_checkpoints/``), to resume after a crash:
+        ``ParameterServerMaster.from_checkpoint("chimera_checkpoints").fit(workers)``.
 
     Attributes
     ----------
@@ -185,6 +187,8 @@ class ParameterServerMaster(FittedLinearModel, Master):
         aggregator: GradientAggregator | None = None,
         round_policy: RoundPolicy | None = None,
         random_state: int | None = None,
+        checkpoint_every: int | None = None,
+        checkpoint_dir: str | None = None,
     ) -> None:
         self.model_type = model_type
         self.learning_rate = learning_rate
@@ -201,6 +205,8 @@ class ParameterServerMaster(FittedLinearModel, Master):
         self.aggregator = aggregator
         self.round_policy = round_policy
         self.random_state = random_state
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_dir = checkpoint_dir
 
     _parameter_constraints = {
         **Master._parameter_constraints,
@@ -215,6 +221,7 @@ class ParameterServerMaster(FittedLinearModel, Master):
         "encoding": [Options("json", "binary")],
         "aggregator": [None, HasMethods("aggregate")],
         "round_policy": [None, HasMethods("closes")],
+        **CHECKPOINT_CONSTRAINTS,
     }
 
     @property
@@ -243,7 +250,7 @@ class ParameterServerMaster(FittedLinearModel, Master):
 
     async def _run_rounds(self, client: WorkerClient) -> None:
         n_workers = len(client.endpoints)
-        for round_number in range(1, self.max_iter + 2):
+        for round_number in range(self._first_round, self.max_iter + 2):
             pending = self._broadcast_fit_step(client, round_number)  # D
             replies = await self._wait_for_replies(pending, round_number)  # E, F
             self._check_replies(replies, n_workers, round_number)  # F -> G
@@ -255,6 +262,7 @@ class ParameterServerMaster(FittedLinearModel, Master):
                 self.converged_ = converged
                 return
             self._update_model(update, round_number)  # K, then back to D
+            self._maybe_checkpoint(round_number)  # every checkpoint_every rounds
 
     async def _initial_fit(self, client: WorkerClient) -> None:
         """Step C: learn the columns from a data sample (the seed's way: the first worker
@@ -278,13 +286,7 @@ class ParameterServerMaster(FittedLinearModel, Master):
         outputs = n_outputs(self.model_type, len(classes))
         weights, bias = np.zeros((outputs, len(columns))), np.zeros(outputs)
         self._training = LinearModel(self.model_type, standardizer, classes, columns, weights, bias)
-        self._schedule = make_schedule(
-            self.learning_rate_schedule, self.learning_rate, self.power_t
-        )
-        seeds = np.random.SeedSequence(self.random_state).generate_state(len(names))
-        self.worker_seeds_ = dict(zip(names, seeds.tolist()))
-        self.loss_curve_: list[float] = []
-        self.n_iter_, self.converged_ = 0, False
+        self._start_or_resume(names)  # round 1, schedule, mini-batch seeds; or a checkpoint's
 
     def _broadcast_fit_step(self, client: WorkerClient, round_number: int) -> PendingBroadcast:
         """Step D: send every worker the current weights, in raw units (each with its own
