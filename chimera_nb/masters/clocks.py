@@ -16,7 +16,8 @@ K. re-bases: the new weights are those plus the gradients of later clocks alread
 With SSP(0) nobody starts clock ``c + 1`` before clock ``c`` closed, so nothing later is
 pending at a close and every step is computed exactly as in BSP: the weights are the same,
 bit for bit. The fit spends the same gradient budget as BSP (``max_iter`` gradients per
-worker); under ASP fast workers spend most of it.
+worker); under ASP fast workers spend most of it. A checkpoint holds the weights of the
+last closed clock: after a resume, the gradients applied after it are computed again.
 """
 
 from __future__ import annotations
@@ -79,14 +80,15 @@ class ClockedRounds:
         # ``master`` is a ParameterServerMaster: its steps I, J, K and records are reused.
         self.master, self.client, self.rule = master, client, rule
         self.order = list(client.endpoints)  # records list workers in the order asked
-        self.clocks = dict.fromkeys(self.order, 0)  # gradients applied, per worker
+        start = master._first_round - 1  # clocks closed before: 0, or a checkpoint's round
+        self.clocks = dict.fromkeys(self.order, start)  # gradients applied, per worker
         self.live = dict.fromkeys(self.order)  # who a clock waits for (an ordered set)
         self.sizes = dict(master._expected_samples)  # each worker's share of a step
-        self.closed = 0  # clocks closed
+        self.closed = start  # clocks closed
         self.pending: dict[int, dict[str, _Arrival]] = {}
         self.failures: dict[int, dict[str, str]] = {}  # clock -> who left in it, and why
         self.base = (master._training.weights, master._training.bias)
-        self.budget = master.max_iter * len(self.order)  # gradients, as BSP's max_iter rounds
+        self.budget = (master.max_iter - start) * len(self.order)  # as BSP's max_iter rounds
         self.started = 0
         self.arrivals = itertools.count()
         self.stopping, self.converged = False, False
@@ -244,6 +246,7 @@ class ClockedRounds:
             self.converged = self.stopping = True
             return
         master._update_model(update, round_number)  # K
+        master._maybe_checkpoint(round_number)  # the closed clock's weights, without later ones
         self.base = (master._training.weights, master._training.bias)
         later = sorted(
             (a for clock in self.pending.values() for a in clock.values()), key=lambda a: a.order
