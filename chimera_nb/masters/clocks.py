@@ -125,6 +125,9 @@ class ClockedRounds:
                 await self.changed.wait_for(lambda: self._may_start(name))
             if self._finished(name):
                 return
+            self._follow_membership()
+            if self._finished(name):  # removed from the cluster
+                return
             clock, read, version = self.clocks[name], self.closed, len(master.updates_)
             self.started += 1
             weights = master._training.weights  # replaced, never changed in place
@@ -254,10 +257,15 @@ class ClockedRounds:
         for arrival in later:  # re-base: newer gradients stay applied
             master._training.weights = master._training.weights + arrival.step[0]
             master._training.bias = master._training.bias + arrival.step[1]
-        for name in master._follow_membership(self.client, round_number + 1):
+
+    def _follow_membership(self) -> None:
+        """Before each step: workers the cluster added join at the current clock; workers it
+        removed leave without failing (a clock no longer waits for them)."""
+        for name in self.master._follow_membership(self.client, self.closed + 1):
             self._join(name)
         for name in [n for n in self.live if n not in self.client.endpoints]:
-            self._leave(name, "removed from the cluster", self.closed)
+            del self.live[name]
+        self._close_clocks()
 
     def _join(self, name: str) -> None:
         """A worker added to the cluster mid-fit starts at the current clock, with the current
