@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .._types import WorkerURL
 from ..states import WorkerFault, WorkerState
+from ..wire.models import NetworkRequest
 
 __all__ = ["WorkerRecord"]
 
@@ -20,3 +21,4 @@ class WorkerRecord:
     state: WorkerState = WorkerState.STOPPED
     delay: float = 0.0  # seconds injected with slow(); a restart clears it
     fault: WorkerFault | None = None  # what a fault method did to it; a restart clears it
+    network: NetworkRequest | None = None  # network() and partition() settings; restart clears
