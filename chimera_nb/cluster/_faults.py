@@ -6,7 +6,7 @@ books (a worker's :class:`~chimera_nb.states.WorkerFault`, its state, a line in
 ``chimera_status.log``); a backend says how, in ``_kill``, ``_pause``, ``_unpause``,
 ``_disconnect`` and ``_reconnect``. What a backend cannot cause raises a
 :class:`~chimera_nb.ClusterError` that says what works instead. :meth:`~WorkerFaults.slow`,
-:meth:`~WorkerFaults.network`, :meth:`~WorkerFaults.partition` and
+:meth:`~WorkerFaults.emulate_network`, :meth:`~WorkerFaults.partition` and
 :meth:`~WorkerFaults.heal` work over HTTP (the worker emulates its own network, see
 :mod:`chimera_nb.workers.network`), so on every backend.
 
@@ -50,7 +50,7 @@ class WorkerFaults:
 
     def on_fault(self, listener: FaultListener) -> Callable[[], None]:
         """Call ``listener(name, state, fault, delay)`` after every kill, pause, unpause,
-        slow, network, partition, heal, disconnect, reconnect and restart, in the thread that made the call (be quick);
+        slow, emulate_network, partition, heal, disconnect, reconnect and restart, in the thread that made the call (be quick);
         returns a function that unsubscribes. A dashboard shows a change made from any cell
         at once, without waiting for its next ``status()`` probe."""
         self._fault_listeners = (*self._fault_listeners, listener)
@@ -107,7 +107,7 @@ class WorkerFaults:
         status_logger.warning("fault: worker %s answers %g s late", name, seconds)
         self._announce(worker)
 
-    def network(
+    def emulate_network(
         self,
         name: str,
         *,
@@ -131,14 +131,14 @@ class WorkerFaults:
             the master records a connection error.
         seed : int or None
             Seeds the drops: the same seed and the same calls lose the same calls. Each call
-            of ``network`` starts the draws afresh, so call it before each run to replay.
+            of ``emulate_network`` starts the draws afresh, so call it before each run to replay.
 
         All zero or None makes the network normal again; a :meth:`partition` stays.
         """
         worker = self._running_worker(name, "emulate the network of a worker")
         partitioned = worker.network is not None and worker.network.partitioned
         settings = _settings(
-            f"network({name!r}, ...)",
+            f"emulate_network({name!r}, ...)",
             latency_ms=latency_ms,
             bandwidth_mbps=bandwidth_mbps,
             drop=drop,
@@ -172,7 +172,7 @@ class WorkerFaults:
 
     def heal(self) -> None:
         """End every partition: the partitioned workers answer again (latency, bandwidth
-        and drops given to :meth:`network` stay)."""
+        and drops given to :meth:`emulate_network` stay)."""
         self._require(ClusterState.RUNNING, "heal the partitions")
         for worker in self._workers.values():
             if worker.fault is not WorkerFault.PARTITIONED:
@@ -184,8 +184,8 @@ class WorkerFaults:
             status_logger.warning("fault: healed the partition of worker %s", worker.name)
             self._announce(worker)
 
-    def networks(self) -> dict[str, NetworkRequest]:
-        """The emulated network of each worker that has one, as :meth:`network` and
+    def emulated_networks(self) -> dict[str, NetworkRequest]:
+        """The emulated network of each worker that has one, as :meth:`emulate_network` and
         :meth:`partition` last set it (a dashboard shows it; a restart clears it)."""
         return {
             worker.name: worker.network

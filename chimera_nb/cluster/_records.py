@@ -21,4 +21,4 @@ class WorkerRecord:
     state: WorkerState = WorkerState.STOPPED
     delay: float = 0.0  # seconds injected with slow(); a restart clears it
     fault: WorkerFault | None = None  # what a fault method did to it; a restart clears it
-    network: NetworkRequest | None = None  # network() and partition() settings; restart clears
+    network: NetworkRequest | None = None  # emulate_network(), partition(); restart clears

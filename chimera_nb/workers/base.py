@@ -117,10 +117,6 @@ class Worker:
             self.network_.configure(body)
             return body
 
-        @app.get(paths.FAULTS_NETWORK)
-        async def network_settings() -> list[NetworkRequest]:
-            return self.network_.settings()
-
         self._add_routes(app)
         finish_app(app, allowed_origins=allowed_origins, allowed_hosts=allowed_hosts)
         # added last, so outermost: the network comes before the guard, the token check

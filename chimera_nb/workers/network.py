@@ -93,10 +93,6 @@ class Network:
         """The link the calls of ``peer`` take, or None for a normal network."""
         return self.links.get(peer) or self.links.get(None)
 
-    def settings(self) -> list[NetworkRequest]:
-        """Every link's settings, the worker-wide ones first."""
-        return [self.links[peer].settings for peer in sorted(self.links, key=lambda p: p or "")]
-
 
 class EmulatedNetwork:
     """ASGI middleware: each call passes through its caller's :class:`Link` (see the module).
