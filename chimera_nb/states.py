@@ -47,6 +47,8 @@ class WorkerFault(_State):
     PAUSED = "paused"
     #: ``disconnect()``: the worker is off its network and refuses calls; it shows FAILED.
     DISCONNECTED = "disconnected"
+    #: ``partition()``: the worker hangs up on every call until ``heal()``; it shows FAILED.
+    PARTITIONED = "partitioned"
 
 
 class ClusterState(_State):

@@ -9,6 +9,7 @@ from typing import Any
 
 from .._types import WorkerURL
 from ..states import WorkerFault, WorkerState
+from ..wire.models import NetworkRequest
 
 __all__ = ["WorkerRecord"]
 
@@ -26,6 +27,7 @@ class WorkerRecord:
     since: float = field(default_factory=time.time)  # when ``state`` began (a time.time())
     last_heartbeat: float | None = None  # when it last answered a heartbeat (time.time())
     missed: int = 0  # heartbeats missed in a row
+    network: NetworkRequest | None = None  # network(), partition(); restart clears
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Every change of ``state``, whoever makes it (a fault call, a ``status()`` probe, a

@@ -174,7 +174,7 @@ class DockerCluster(BaseCluster):
         self.image = validate_image_reference(image) if image is not None else None
         self.image_mode = image_mode_setting(image_mode)
         self.host = validate_published_host(host)
-        self.network = validate_network_name(network)
+        self.network_prefix = validate_network_name(network)
         self.subnet = validate_subnet(subnet)
         self.container_port = validate_container_port(container_port)
         self._cwd = Path(cwd).resolve() if cwd is not None else Path.cwd()
@@ -223,7 +223,7 @@ class DockerCluster(BaseCluster):
             run_tag=f"{self._slug.lower()}-{self._run_id}",
             labels=self._labels,
         )
-        name = f"{self.network}-{self._run_id}"
+        name = f"{self.network_prefix}-{self._run_id}"
         options = self._network_options()
         self._network = create_network(self._client, name, self.subnet, self._labels, **options)
         status_logger.info(
