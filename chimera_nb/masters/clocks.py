@@ -182,8 +182,9 @@ class ClockedRounds:
         gradient = master._training.standardized(result)
         staleness = clock - read
         rate = master._schedule(clock + 1)
+        steps_behind = (len(master.updates_) - version) // len(self.live)
         if master.staleness_aware:  # a stale gradient counts for less, here and at the close
-            gradient = _scaled(gradient, staleness_aware(1.0, staleness))
+            gradient = _scaled(gradient, staleness_aware(1.0, steps_behind))
         self.sizes[name] = gradient.n_samples
         share = gradient.n_samples / sum(self.sizes[n] for n in self.live)
         _, penalty = l2_penalty(weights_read, master.alpha)
@@ -201,7 +202,7 @@ class ClockedRounds:
                 read,
                 staleness,
                 len(master.updates_) - version,
-                staleness_aware(rate, staleness) if master.staleness_aware else rate,
+                staleness_aware(rate, steps_behind) if master.staleness_aware else rate,
                 gradient.loss,
                 time.time(),
             )

@@ -90,7 +90,8 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, CheckpointedFi
     staleness : int, optional
         ``s`` for ``consistency="ssp"`` (required there, refused elsewhere).
     staleness_aware : bool, default=False
-        Divide the step of a gradient ``k`` clocks stale by ``1 + k`` (SSP and ASP).
+        SSP and ASP: divide the step of a gradient by ``1 + k``, ``k`` the full steps the
+        weights took while it was computed (:func:`~chimera_nb.algorithms.staleness_aware`).
     random_state : int or None
         Seeds the mini-batches (one seed per worker, kept in ``worker_seeds_``).
     checkpoint_every, checkpoint_dir : int and str, optional
@@ -241,6 +242,7 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, CheckpointedFi
         if not getattr(self._consistency, "synchronous", False):  # SSP or ASP: a loop each
             await self._run_clocks(client)
             return
+        self.updates_ = []  # BSP applies one aggregated step per round, no single gradients
         for round_number in range(self._first_round, self.max_iter + 2):
             self._follow_membership(client, round_number)
             converged, update = await self._round(client, round_number)  # D ... J
