@@ -68,6 +68,13 @@ EXPECTED_OUTPUT = {
         "with a transient straggler, ASP is faster than BSP: True",
         "backup_workers=1: 51 rounds in",
         "cancelled calls per worker: {'worker2': ",
+        "master process killed with SIGKILL; its last checkpoint holds round 2",
+        "rounds in the resumed fit's history: 51 (uninterrupted: 51)",
+        "largest difference from the uninterrupted fit's weights: 0.0e+00",
+        "resumed from checkpoint",
+        "worker4 added after round",
+        "answered within two rounds of joining: True",
+        "workers per round: 3 at first, 4 at most, 3 at the end",
     ],
 }
 
