@@ -53,9 +53,11 @@ class PendingBroadcast(Generic[T]):
                 running = set()
             else:
                 running = await self._until_closed(policy, running)
-        except asyncio.CancelledError:  # the fit was abandoned: so are its calls
+        except BaseException:  # the fit was abandoned, or its policy failed: so are its calls
             for task in running:
                 task.cancel()
+            if running:
+                await asyncio.wait(running)
             raise
         for task in running:  # the round closed without them
             task.cancel()

@@ -3,6 +3,8 @@ worker processes; each checked against BSP or the central twin, and by its trace
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression
@@ -178,3 +180,31 @@ def test_a_rule_object_of_ones_own_runs_as_ssp_does(wine_trio):
     assert len(master.updates_) == 30
     assert max(update.staleness for update in master.updates_) <= 1
     assert master.flowcharts[0].machine == "parameter-server fit (SSP)"
+
+
+class BrokenPolicy:
+    """A round policy with a bug (as a student's may have)."""
+
+    deadline = None
+
+    def closes(self, answered, failed, n_workers, elapsed):
+        raise ValueError("a bug in closes()")
+
+
+def test_a_failing_round_policy_cancels_the_calls_still_running(wine_trio):
+    # Prepare
+    master = ParameterServerMaster("regressor", max_iter=3, round_policy=BrokenPolicy())
+    wine_trio.slow("worker3", 0.3)
+    try:
+        # Execute
+        with pytest.raises(ValueError, match="a bug in closes"):
+            master.fit(wine_trio)
+    finally:
+        wine_trio.slow("worker3", 0)
+
+    # Assert: the round's calls were cancelled with it, not left running to fail later on a
+    # closed connection pool (they would leave "error" spans after the fit)
+    time.sleep(0.5)
+    spans = master.spans_.to_frame()
+    fit_steps = spans[spans["endpoint"].str.endswith("fit-step")]
+    assert set(fit_steps.status) <= {"cancelled"}
