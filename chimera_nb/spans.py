@@ -43,7 +43,8 @@ class Span:
         the epoch (``time.time()``), so that spans of several processes share one clock.
     status : str
         The HTTP status (``"200"``, ``"422"``...), or what happened instead: ``"timeout"``,
-        ``"refused"``, ``"disconnected"`` or ``"error"``.
+        ``"refused"``, ``"disconnected"``, ``"error"``, or ``"cancelled"`` (the master stopped
+        waiting: a backup worker's call, or an abandoned fit).
     round_number : int or None
         The round the call belongs to; None for calls outside rounds.
     attempt : int

@@ -28,7 +28,11 @@ class WorkerState(_State):
     UP = "up"
     #: Alive, but answering late (``slow()``) or frozen (``pause()``): a straggler.
     SLOW = "slow"
-    #: The process is gone, or it did not answer ``GET /health`` in time.
+    #: Missed a heartbeat or a few (``cluster.watch()``): perhaps frozen, perhaps just late;
+    #: a few more missed heartbeats make it FAILED, one answer makes it UP again.
+    SUSPECT = "suspect"
+    #: The process is gone, or it did not answer ``GET /health`` in time (or missed the
+    #: heartbeats ``cluster.watch(fail_after=...)`` allows).
     FAILED = "failed"
     #: Stopped on purpose (the cluster was closed, or never started).
     STOPPED = "stopped"
@@ -43,6 +47,8 @@ class WorkerFault(_State):
     PAUSED = "paused"
     #: ``disconnect()``: the worker is off its network and refuses calls; it shows FAILED.
     DISCONNECTED = "disconnected"
+    #: ``partition()``: the worker hangs up on every call until ``heal()``; it shows FAILED.
+    PARTITIONED = "partitioned"
 
 
 class ClusterState(_State):

@@ -58,6 +58,17 @@ EXPECTED_OUTPUT = {
         "master port closed: True",
         "worker ports closed: [True, True, True]",
     ],
+    "06_consistency_and_faults": [
+        "SSP(0) == BSP, bit for bit: True",
+        "largest staleness under SSP(0): 0",
+        # the persistent straggler paces SSP's clocks: the honest point of the lesson
+        "SSP(3): no worker sent more than 3 gradients more than worker2: True",
+        "with a persistent straggler, ASP is faster than BSP: True",
+        "with a transient straggler, SSP(3) is faster than BSP: True",
+        "with a transient straggler, ASP is faster than BSP: True",
+        "backup_workers=1: 51 rounds in",
+        "cancelled calls per worker: {'worker2': ",
+    ],
 }
 
 

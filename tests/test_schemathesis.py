@@ -4,8 +4,9 @@ body as the OpenAPI schema says, schema-invalid requests refused...), a bounded 
 examples per endpoint and a fixed seed, so that a failure replays (``--seed``).
 
 The masters are fitted first, so that their predict endpoints answer more than 409. Each
-worker's straggler switch (``faults/delay``) is fuzzed last and on its own: every value it
-accepts slows the worker on purpose, by up to a minute per answer.
+worker's fault switches (``faults/delay``, ``faults/network``) are fuzzed last and on their
+own: the values they accept slow the worker on purpose, by up to a minute per answer, or cut
+it off.
 """
 
 from __future__ import annotations
@@ -122,10 +123,12 @@ def test_schemathesis_finds_nothing_wrong(servers, config, server):
     url = servers[server]
 
     # Execute
-    run = schemathesis(url, config, f"--exclude-path={paths.FAULTS_DELAY}")
+    faults = (paths.FAULTS_DELAY, paths.FAULTS_NETWORK)
+    run = schemathesis(url, config, *(f"--exclude-path={path}" for path in faults))
     if server in WORKERS:
-        straggler = schemathesis(url, config, f"--include-path={paths.FAULTS_DELAY}")
+        straggler = schemathesis(url, config, *(f"--include-path={path}" for path in faults))
         httpx.post(url + paths.FAULTS_DELAY, json={"seconds": 0}).raise_for_status()
+        httpx.post(url + paths.FAULTS_NETWORK, json={}).raise_for_status()
 
     # Assert
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

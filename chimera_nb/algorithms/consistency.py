@@ -89,13 +89,20 @@ def make_consistency(name: str, staleness: int | None = None) -> Consistency:
     raise ValueError(f"consistency must be 'bsp', 'ssp' or 'asp', got {name!r}")
 
 
-def staleness_aware(learning_rate: float, staleness: int) -> float:
-    """The step size for a gradient ``staleness`` clocks old: ``learning_rate / (1 +
-    staleness)``.
+def staleness_aware(learning_rate: float, steps_behind: int) -> float:
+    """The step size for a gradient computed ``steps_behind`` steps ago: ``learning_rate /
+    (1 + steps_behind)``.
 
     A stale gradient points where the weights were, not where they are, so it earns a
     smaller step. Zhang, Gupta, Lian and Liu ("Staleness-aware Async-SGD for Distributed
-    Deep Learning", IJCAI 2016) divide the learning rate by the staleness; adding 1 keeps a
-    fresh gradient's step (staleness 0) unchanged, so BSP and SSP(0) are not affected.
+    Deep Learning", IJCAI 2016) divide the learning rate by the staleness: the number of
+    server updates (each worth one gradient of every learner) applied between a gradient's
+    read and its own update. The parameter server counts the same: gradients applied while
+    it computed, divided by the number of workers. Adding 1 keeps a fresh gradient's step
+    unchanged, so BSP and SSP(0) are not affected.
+
+    Note the difference with SSP's *staleness* (clocks ahead of the slowest worker): under
+    ASP a fast worker may be hundreds of clocks ahead of a persistent straggler while its
+    weights miss only the straggler's rare updates; dividing by that would stop it.
     """
-    return learning_rate / (1 + staleness)
+    return learning_rate / (1 + steps_behind)

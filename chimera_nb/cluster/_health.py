@@ -32,10 +32,10 @@ def health_client() -> httpx.Client:
     return httpx.Client(trust_env=False, verify=False)
 
 
-def answers_health(client: httpx.Client, url: WorkerURL) -> bool:
-    """Whether the worker at ``url`` answers ``GET /health`` with 200 within a second."""
+def answers_health(client: httpx.Client, url: WorkerURL, timeout: float = PROBE_TIMEOUT) -> bool:
+    """Whether the worker at ``url`` answers ``GET /health`` with 200 within ``timeout`` s."""
     try:
-        return client.get(url + paths.HEALTH, timeout=PROBE_TIMEOUT).status_code == 200
+        return client.get(url + paths.HEALTH, timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -15,7 +15,14 @@ from ..validation import validate_worker_name, validate_worker_ports
 if TYPE_CHECKING:
     from ._records import WorkerRecord
 
-__all__ = ["checked_target", "named_targets", "owned_workers", "per_worker", "shard_workers"]
+__all__ = [
+    "checked_target",
+    "named_targets",
+    "owned_workers",
+    "per_worker",
+    "shard_workers",
+    "with_shard",
+]
 
 R = TypeVar("R", bound="WorkerRecord")
 
@@ -114,13 +121,31 @@ def shard_workers(
     (``worker.with_data(X_k, y_k)``); what every backend's ``from_shards`` builds on."""
     from ..algorithms.sharding import split
 
-    if not callable(getattr(worker, "with_data", None)):
-        raise ConfigurationError(
-            f"{type(worker).__name__} has no with_data(X, y) method, so it cannot be "
-            "given a shard. Pass a chimera-nb worker such as SGDWorker()."
-        )
+    _require_with_data(worker)
     try:
         shards = split(X, y, n_workers, method, proportions=proportions, random_state=random_state)
     except ValueError as error:
         raise ConfigurationError(f"Cannot split the data into shards: {error}") from error
     return [worker.with_data(X_k, y_k) for X_k, y_k in shards]
+
+
+def with_shard(worker: Any, X: Any, y: Any) -> Any:
+    """``worker.with_data(X, y)``: a worker holding its own shard; ``worker`` itself when
+    neither ``X`` nor ``y`` is given (what ``add_worker`` starts)."""
+    if X is None and y is None:
+        return worker
+    if X is None or y is None:
+        raise ConfigurationError(
+            "Give both X and y (the new worker's shard), or neither; got only "
+            f"{'y' if X is None else 'X'}."
+        )
+    _require_with_data(worker)
+    return worker.with_data(X, y)
+
+
+def _require_with_data(worker: Any) -> None:
+    if not callable(getattr(worker, "with_data", None)):
+        raise ConfigurationError(
+            f"{type(worker).__name__} has no with_data(X, y) method, so it cannot be "
+            "given a shard. Pass a chimera-nb worker such as SGDWorker()."
+        )

@@ -10,7 +10,8 @@ token=T)``, or, for a seed project, ``CHIMERA_BACKEND=attach``,
 ``CHIMERA_WORKERS_NODES_NAMES``) and ``CHIMERA_WORKERS_TOKEN=T``.
 
 The cluster checks that every worker answers ``GET /health`` and accepts the token, and
-hands the master their URLs and the token. It starts and stops nothing: the workers belong
+hands the master their URLs and the token; ``add_worker(url)`` and ``remove_worker(name)``
+change that list while it runs. It starts and stops nothing: the workers belong
 to whoever started them, so :meth:`AttachedCluster.kill` and ``restart`` explain that
 instead, and :meth:`~AttachedCluster.slow` (an HTTP call) is the one fault it can cause.
 """
@@ -126,6 +127,15 @@ class AttachedCluster(BaseCluster):
 
     def _launch(self, worker: WorkerRecord) -> None:
         raise self._unable("restart", worker)
+
+    def _new_worker(self, name: str, worker: Any, X: Any, y: Any) -> WorkerRecord:
+        """An added worker is the URL of one that runs (``add_worker(url, name="w4")``)."""
+        if X is not None or y is not None:
+            raise ConfigurationError(
+                f"Cannot add worker {name!r} with X and y: an attached worker holds the data "
+                "it was started with. Call add_worker(url, name=...)."
+            )
+        return WorkerRecord(name, validate_worker_url(name, worker))
 
     def _stop_workers(self, workers: list[WorkerRecord]) -> None:
         """Nothing to stop: the workers keep running on their machines."""

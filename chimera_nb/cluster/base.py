@@ -28,7 +28,7 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -44,6 +44,7 @@ from ..validation import validate_cluster_name, validate_startup_timeout
 from ._faults import WorkerFaults
 from ._health import answers_health, health_client, wait_until_healthy
 from ._launcher import log_tail
+from ._membership import Membership
 from ._options import shard_workers
 from ._records import WorkerRecord
 from ._rundirs import make_run_dir, runs_root, write_private
@@ -62,7 +63,7 @@ _BACKENDS = {
 }
 
 
-class BaseCluster(WorkerFaults):
+class BaseCluster(WorkerFaults, Membership):
     """Base class of every cluster backend; satisfies :class:`chimera_nb._types.Cluster`.
 
     Parameters
@@ -104,7 +105,7 @@ class BaseCluster(WorkerFaults):
         )
         self._state = ClusterState.NEW
         self._token: str | None = None
-        self._detach_logs: Any = None
+        self._detach_logs: list[Callable[[], None]] = []  # the run's log files, until close
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -128,7 +129,7 @@ class BaseCluster(WorkerFaults):
         try:
             _running.replace(self.name, self)
             self._open()
-            self._detach_logs = attach_log_files(self._run_dir, urls=self._time_log_urls())
+            self._detach_logs = [attach_log_files(self._run_dir, urls=self._time_log_urls())]
             self._state = ClusterState.RUNNING
             atexit.register(self.close)
             self._launch_all(workers)
@@ -187,14 +188,16 @@ class BaseCluster(WorkerFaults):
 
     @property
     def names(self) -> list[str]:
-        """The workers' names, in the order given."""
-        return list(self._workers)
+        """The workers' names, in the order given (then added); not those joining or leaving."""
+        return [worker.name for worker in self._workers.values() if worker.member]
 
     @property
     def endpoints(self) -> dict[str, WorkerURL]:
-        """Worker name -> base URL, such as ``"http://127.0.0.1:40111"``."""
+        """Worker name -> base URL, such as ``"http://127.0.0.1:40111"``: the members now
+        (:meth:`add_worker` and :meth:`remove_worker` change them; a master reads them again
+        before each round)."""
         self._require(ClusterState.RUNNING, "give endpoints")
-        return {worker.name: worker.url for worker in self._workers.values()}
+        return {worker.name: worker.url for worker in self._workers.values() if worker.member}
 
     @property
     def token(self) -> str | None:
@@ -218,9 +221,10 @@ class BaseCluster(WorkerFaults):
 
     def status(self) -> dict[str, WorkerState]:
         """Ask every worker ``GET /health`` (at most 1 s): UP, SLOW (slowed or paused) or
-        FAILED; STOPPED for all when the cluster is not running."""
+        FAILED; STOPPED for all when the cluster is not running. While :meth:`watch` sends
+        heartbeats, their last states (SUSPECT too), without asking again."""
         workers = list(self._workers.values())
-        if self._state is ClusterState.RUNNING:
+        if self._state is ClusterState.RUNNING and self._heartbeats is None:
             with health_client() as client, ThreadPoolExecutor(len(workers)) as pool:
                 states = list(pool.map(lambda worker: self._probe(client, worker), workers))
             for worker, state in zip(workers, states):
@@ -242,8 +246,14 @@ class BaseCluster(WorkerFaults):
     # --- what a backend says: how a start prepares, and one worker starts and stops -----
 
     def _prepare(self) -> None:
-        """Checks that need nothing running (pickling the targets), before the start closes
-        the running cluster of the same name."""
+        """Checks that need nothing running, before the start closes the running cluster of
+        the same name."""
+        for worker in self._workers.values():
+            self._prepare_worker(worker)
+
+    def _prepare_worker(self, worker: WorkerRecord) -> None:
+        """What one worker needs before anything runs (its pickled target), at the start and
+        in :meth:`add_worker`."""
 
     def _open(self) -> None:
         """Make what every worker needs (sockets; an engine, image and network); set each
@@ -342,6 +352,7 @@ class BaseCluster(WorkerFaults):
 
     def _shut_down(self) -> None:
         """Stop every worker, release what the start made, and forget the run."""
+        self.unwatch()  # workers that stop on purpose are no failures
         try:
             try:
                 self._stop_workers(list(self._workers.values()))
@@ -350,9 +361,9 @@ class BaseCluster(WorkerFaults):
         finally:
             for worker in self._workers.values():
                 worker.state = WorkerState.STOPPED
-            if self._detach_logs is not None:
-                self._detach_logs()
-                self._detach_logs = None
+            for detach in self._detach_logs:
+                detach()
+            self._detach_logs = []
             atexit.unregister(self.close)
             _running.forget(self.name, self)
 

@@ -140,6 +140,7 @@ class DockerCluster(BaseCluster):
 
     backend = "docker"
     _manifest_name = "containers.json"
+    _record_type = ContainerWorker
 
     _workers: dict[str, ContainerWorker]
 
@@ -173,7 +174,7 @@ class DockerCluster(BaseCluster):
         self.image = validate_image_reference(image) if image is not None else None
         self.image_mode = image_mode_setting(image_mode)
         self.host = validate_published_host(host)
-        self.network = validate_network_name(network)
+        self.network_prefix = validate_network_name(network)
         self.subnet = validate_subnet(subnet)
         self.container_port = validate_container_port(container_port)
         self._cwd = Path(cwd).resolve() if cwd is not None else Path.cwd()
@@ -198,11 +199,10 @@ class DockerCluster(BaseCluster):
 
     # --- how a start prepares, and a close tears down ---------------------------------------
 
-    def _prepare(self) -> None:
-        """Pickle the worker objects: one that cannot travel fails before Docker is called."""
-        for worker in self._workers.values():
-            if not isinstance(worker.target, Path):
-                worker.payload, worker.classes = pickle_target(worker.name, worker.target)
+    def _prepare_worker(self, worker: ContainerWorker) -> None:
+        """Pickle a worker object: one that cannot travel fails before Docker is called."""
+        if not isinstance(worker.target, Path):
+            worker.payload, worker.classes = pickle_target(worker.name, worker.target)
 
     def _open(self) -> None:
         """Connect, sweep what crashed runs left, start the reaper, make image, network, ports."""
@@ -214,7 +214,8 @@ class DockerCluster(BaseCluster):
         self._labels = run_labels(self._run_id, self.name)
         self._reaper = Reaper(self._run_id, self._run_dir / "reaper.log")
         self._token = new_token()
-        self._assign_ports()
+        for worker in self._workers.values():
+            self._admit(worker)
         self._image = prepare_image(
             self._client,
             self.image_mode,
@@ -222,7 +223,7 @@ class DockerCluster(BaseCluster):
             run_tag=f"{self._slug.lower()}-{self._run_id}",
             labels=self._labels,
         )
-        name = f"{self.network}-{self._run_id}"
+        name = f"{self.network_prefix}-{self._run_id}"
         options = self._network_options()
         self._network = create_network(self._client, name, self.subnet, self._labels, **options)
         status_logger.info(
@@ -251,18 +252,16 @@ class DockerCluster(BaseCluster):
     def _network_options(self) -> dict[str, Any]:
         return {"driver": "bridge"}
 
-    def _assign_ports(self) -> None:
-        """Fixed ports must be free; the others get a free port now, so that a worker
-        keeps its port (and URL) across restart() and reconnect()."""
-        for worker in self._workers.values():
-            if not worker.port:
-                worker.port = free_port(self.host)
-            elif not port_is_free(self.host, worker.port):
-                holder = port_holder(self._client, worker.port)
-                raise worker_port_error(
-                    worker.name, self.host, worker.port, None, "Nothing was started.", holder
-                )
-            worker.url = url_of(self.host, worker.port)
+    def _admit(self, worker: ContainerWorker) -> None:
+        """A host port, fixed (and free) or free now: it keeps it (and its URL) across restart()."""
+        if not worker.port:
+            worker.port = free_port(self.host)
+        elif not port_is_free(self.host, worker.port):
+            holder = port_holder(self._client, worker.port)
+            raise worker_port_error(
+                worker.name, self.host, worker.port, None, "Nothing was started.", holder
+            )
+        worker.url = url_of(self.host, worker.port)
 
     def _remove_leftovers(self) -> None:
         remove_run(self._client, self._run_id, "containers")
@@ -320,12 +319,13 @@ class DockerCluster(BaseCluster):
         at_once(self._discard, workers)
 
     def _discard(self, worker: ContainerWorker) -> None:
-        """Save the worker's log into the run directory, then remove its container."""
+        """Save the worker's log in the run directory; remove its container and pickle."""
         if worker.handle is None:
             return
         self._save_log(worker)
         remove_quietly(worker.handle, force=True)
         worker.handle = None
+        self._pickle_path(worker).unlink(missing_ok=True)
 
     def _save_log(self, worker: ContainerWorker) -> None:
         log = self._live_log(worker, 10_000)

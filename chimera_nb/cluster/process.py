@@ -111,6 +111,7 @@ class LocalCluster(BaseCluster):
     _health_poll = 0.01
     _look_every = 0.0
     _manifest_name = "workers.json"
+    _record_type = ProcessWorker
 
     _workers: dict[str, ProcessWorker]
 
@@ -134,21 +135,19 @@ class LocalCluster(BaseCluster):
         self._workers = owned_workers(
             ProcessWorker, workers, ports=ports, data_dirs=data_dirs, cwd=self._cwd
         )
-        for worker in self._workers.values():
-            worker.log_path = self._run_dir / f"{worker.name}.log"
         self._sockets: dict[str, socket.socket] = {}  # bound by start(), until launched
 
     @property
     def pids(self) -> dict[str, int]:
-        """Worker name -> process id."""
+        """Worker name -> process id, of the members."""
         self._require(ClusterState.RUNNING, "give pids")
-        return {worker.name: worker.process.pid for worker in self._workers.values()}
+        return {w.name: w.process.pid for w in self._workers.values() if w.member and w.process}
 
     # --- how a start prepares, and a close tears down ---------------------------------------
 
-    def _prepare(self) -> None:
-        for worker in self._workers.values():
-            worker.request = self._launch_request(worker)
+    def _prepare_worker(self, worker: ProcessWorker) -> None:
+        worker.log_path = self._run_dir / f"{worker.name}.log"
+        worker.request = self._launch_request(worker)
 
     def _open(self) -> None:
         sweep_once()
@@ -187,7 +186,7 @@ class LocalCluster(BaseCluster):
 
     def _launch(self, worker: ProcessWorker) -> None:
         sock = self._sockets.pop(worker.name, None) or self._bind(
-            worker, f"Worker {worker.name!r} was not restarted."
+            worker, f"Worker {worker.name!r} was not started."
         )
         try:
             if _fork_server_available():

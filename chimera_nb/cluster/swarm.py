@@ -87,6 +87,9 @@ class SwarmCluster(DockerCluster):
             )
         self.publish_mode = publish_mode
         self._constraints = _constraints_per_worker(constraints, self.names)
+        # An added worker gets the constraints given for every worker (none if per worker).
+        shared = None if isinstance(constraints, Mapping) else constraints
+        self._added_constraints = _constraints_per_worker(shared, ["added"])["added"]
         self._configs: dict[str, Any] = {}
         self._retries: dict[str, int] = {}
         self._node_id: str | None = None
@@ -107,6 +110,10 @@ class SwarmCluster(DockerCluster):
 
     def _network_options(self) -> dict[str, Any]:
         return {"driver": "overlay", "attachable": True, "scope": "swarm"}
+
+    def _admit(self, worker: ContainerWorker) -> None:
+        self._constraints.setdefault(worker.name, self._added_constraints)
+        super()._admit(worker)
 
     def _launch(self, worker: ContainerWorker) -> None:
         import docker
@@ -297,6 +304,7 @@ class SwarmCluster(DockerCluster):
         config = self._configs.pop(worker.name, None)
         if config is not None:
             remove_quietly(config)
+        self._pickle_path(worker).unlink(missing_ok=True)  # a large target (a launch rewrites it)
 
     def _wait_for_containers(self, labels: dict[str, str]) -> None:
         filters = [f"{RUN_LABEL}={self._run_id}"] + [f"{k}={v}" for k, v in labels.items()]

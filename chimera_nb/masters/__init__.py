@@ -4,6 +4,9 @@
 * :class:`AggregationMaster`: distributed bagging (an ensemble; the seed's "model" and
   "hybrid" parallelism).
 
+A parameter server's fit can save checkpoints and resume from one after a crash
+(:mod:`.checkpoint`).
+
 Every master is a :class:`Master`: an estimator that follows its flowcharts, publishes every
 step on its :class:`EventBus`, and leaves a :class:`RoundRecord` per round in ``history_`` and
 a span per call in ``spans_``. A new algorithm is one more module here.
@@ -12,6 +15,8 @@ a span per call in ``spans_``. A new algorithm is one more module here.
 from .aggregation import AGGREGATION_FIT, AGGREGATION_PREDICT, AggregationMaster
 from .base import Master, Quorum
 from .broadcast import Broadcast, PendingBroadcast
+from .checkpoint import CheckpointedFit
+from .checkpoint_file import Checkpoint, read_checkpoint, write_checkpoint
 from .client import SharedClient, WorkerClient
 from .clocks import AppliedUpdate, ClockedRounds
 from .endpoints import resolve_endpoints
@@ -36,6 +41,8 @@ __all__ = [
     "PARAMETER_SERVER_PREDICT",
     "AggregationMaster",
     "Broadcast",
+    "Checkpoint",
+    "CheckpointedFit",
     "Estimator",
     "EventBus",
     "FitHandle",
@@ -55,5 +62,7 @@ __all__ = [
     "WorkerClient",
     "chain",
     "fit_starts",
+    "read_checkpoint",
     "resolve_endpoints",
+    "write_checkpoint",
 ]

@@ -246,10 +246,13 @@ class WorkerClient:
         for attempt in range(1, self.max_retries + 2):
             started, clock = time.time(), time.perf_counter()
             reply: Reply | None = None
+            cancelled: asyncio.CancelledError | None = None
             try:
                 reply = await self._send(method, name, path, body, headers or {})
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
                 reason, status = _describe(error, self.timeout)
+            except asyncio.CancelledError as error:  # not waited for: on the timeline too
+                status, cancelled = "cancelled", error
             else:
                 status = str(reply.status)
             span = Span(
@@ -266,6 +269,8 @@ class WorkerClient:
                 staleness=staleness,
             )
             self.spans.record(span)
+            if cancelled is not None:
+                raise cancelled
             if reply is not None:
                 if 200 <= reply.status < 300:
                     try:

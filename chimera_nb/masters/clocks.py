@@ -16,7 +16,8 @@ K. re-bases: the new weights are those plus the gradients of later clocks alread
 With SSP(0) nobody starts clock ``c + 1`` before clock ``c`` closed, so nothing later is
 pending at a close and every step is computed exactly as in BSP: the weights are the same,
 bit for bit. The fit spends the same gradient budget as BSP (``max_iter`` gradients per
-worker); under ASP fast workers spend most of it.
+worker); under ASP fast workers spend most of it. A checkpoint holds the weights of the
+last closed clock: after a resume, the gradients applied after it are computed again.
 """
 
 from __future__ import annotations
@@ -79,14 +80,15 @@ class ClockedRounds:
         # ``master`` is a ParameterServerMaster: its steps I, J, K and records are reused.
         self.master, self.client, self.rule = master, client, rule
         self.order = list(client.endpoints)  # records list workers in the order asked
-        self.clocks = dict.fromkeys(self.order, 0)  # gradients applied, per worker
+        start = master._first_round - 1  # clocks closed before: 0, or a checkpoint's round
+        self.clocks = dict.fromkeys(self.order, start)  # gradients applied, per worker
         self.live = dict.fromkeys(self.order)  # who a clock waits for (an ordered set)
         self.sizes = dict(master._expected_samples)  # each worker's share of a step
-        self.closed = 0  # clocks closed
+        self.closed = start  # clocks closed
         self.pending: dict[int, dict[str, _Arrival]] = {}
         self.failures: dict[int, dict[str, str]] = {}  # clock -> who left in it, and why
         self.base = (master._training.weights, master._training.bias)
-        self.budget = master.max_iter * len(self.order)  # gradients, as BSP's max_iter rounds
+        self.budget = (master.max_iter - start) * len(self.order)  # as BSP's max_iter rounds
         self.started = 0
         self.arrivals = itertools.count()
         self.stopping, self.converged = False, False
@@ -122,6 +124,9 @@ class ClockedRounds:
             async with self.changed:
                 await self.changed.wait_for(lambda: self._may_start(name))
             if self._finished(name):
+                return
+            self._follow_membership()
+            if self._finished(name):  # removed from the cluster
                 return
             clock, read, version = self.clocks[name], self.closed, len(master.updates_)
             self.started += 1
@@ -177,8 +182,9 @@ class ClockedRounds:
         gradient = master._training.standardized(result)
         staleness = clock - read
         rate = master._schedule(clock + 1)
+        steps_behind = (len(master.updates_) - version) // len(self.live)
         if master.staleness_aware:  # a stale gradient counts for less, here and at the close
-            gradient = _scaled(gradient, staleness_aware(1.0, staleness))
+            gradient = _scaled(gradient, staleness_aware(1.0, steps_behind))
         self.sizes[name] = gradient.n_samples
         share = gradient.n_samples / sum(self.sizes[n] for n in self.live)
         _, penalty = l2_penalty(weights_read, master.alpha)
@@ -196,7 +202,7 @@ class ClockedRounds:
                 read,
                 staleness,
                 len(master.updates_) - version,
-                staleness_aware(rate, staleness) if master.staleness_aware else rate,
+                staleness_aware(rate, steps_behind) if master.staleness_aware else rate,
                 gradient.loss,
                 time.time(),
             )
@@ -244,6 +250,7 @@ class ClockedRounds:
             self.converged = self.stopping = True
             return
         master._update_model(update, round_number)  # K
+        master._maybe_checkpoint(round_number)  # the closed clock's weights, without later ones
         self.base = (master._training.weights, master._training.bias)
         later = sorted(
             (a for clock in self.pending.values() for a in clock.values()), key=lambda a: a.order
@@ -251,10 +258,15 @@ class ClockedRounds:
         for arrival in later:  # re-base: newer gradients stay applied
             master._training.weights = master._training.weights + arrival.step[0]
             master._training.bias = master._training.bias + arrival.step[1]
-        for name in master._follow_membership(self.client, round_number + 1):
+
+    def _follow_membership(self) -> None:
+        """Before each step: workers the cluster added join at the current clock; workers it
+        removed leave without failing (a clock no longer waits for them)."""
+        for name in self.master._follow_membership(self.client, self.closed + 1):
             self._join(name)
         for name in [n for n in self.live if n not in self.client.endpoints]:
-            self._leave(name, "removed from the cluster", self.closed)
+            del self.live[name]
+        self._close_clocks()
 
     def _join(self, name: str) -> None:
         """A worker added to the cluster mid-fit starts at the current clock, with the current

@@ -20,12 +20,12 @@ from ..algorithms import (
     ShardGradient,
     WeightedMean,
     l2_penalty,
-    make_schedule,
     update_step,
 )
 from ..wire import Encoding, FitResponse, FitStep, paths
 from .base import Master, Quorum
 from .broadcast import Broadcast, PendingBroadcast
+from .checkpoint import CHECKPOINT_CONSTRAINTS, CheckpointedFit
 from .client import WorkerClient
 from .consistency_switch import ConsistencySwitch
 from .estimator import HasMethods, Interval, Options
@@ -41,13 +41,12 @@ from .parameter_server_charts import PARAMETER_SERVER_FIT
 __all__ = ["PARAMETER_SERVER_FIT", "PARAMETER_SERVER_PREDICT", "ParameterServerMaster"]
 
 
-class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, Master):
+class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, CheckpointedFit, Master):
     """Distributed gradient descent for linear models, with :class:`~chimera_nb.SGDWorker` s.
 
-    Each round the master sends the current weights to every worker (``fit-step``), each
-    worker returns the mean gradient of its shard, and the master averages them weighted by
-    shard size and takes one step, following the seed's flowchart (steps A-M, published
-    on :attr:`events`).
+    Each round the master sends the current weights to every worker (``fit-step``), each worker
+    returns the mean gradient of its shard, and the master averages them weighted by shard size
+    and takes one step, following the seed's flowchart (steps A-M, published on :attr:`events`).
 
     Parameters
     ----------
@@ -91,9 +90,13 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, Master):
     staleness : int, optional
         ``s`` for ``consistency="ssp"`` (required there, refused elsewhere).
     staleness_aware : bool, default=False
-        Divide the step of a gradient ``k`` clocks stale by ``1 + k`` (SSP and ASP).
+        SSP and ASP: divide the step of a gradient by ``1 + k``, ``k`` the full steps the
+        weights took while it was computed (:func:`~chimera_nb.algorithms.staleness_aware`).
     random_state : int or None
         Seeds the mini-batches (one seed per worker, kept in ``worker_seeds_``).
+    checkpoint_every, checkpoint_dir : int and str, optional
+        Save the fit every k rounds (in ``chimera_checkpoints/``), to resume after a crash:
+        ``ParameterServerMaster.from_checkpoint("chimera_checkpoints").fit(workers)``.
 
     Attributes
     ----------
@@ -167,6 +170,8 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, Master):
         staleness: int | None = None,
         staleness_aware: bool = False,
         random_state: int | None = None,
+        checkpoint_every: int | None = None,
+        checkpoint_dir: str | None = None,
     ) -> None:
         self.model_type = model_type
         self.learning_rate = learning_rate
@@ -187,6 +192,8 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, Master):
         self.staleness = staleness
         self.staleness_aware = staleness_aware
         self.random_state = random_state
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_dir = checkpoint_dir
 
     _parameter_constraints = {
         **Master._parameter_constraints,
@@ -202,6 +209,7 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, Master):
         "aggregator": [None, HasMethods("aggregate")],
         "round_policy": [None, HasMethods("closes")],
         **ConsistencySwitch._parameter_constraints,
+        **CHECKPOINT_CONSTRAINTS,
     }
 
     @property
@@ -234,13 +242,15 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, Master):
         if not getattr(self._consistency, "synchronous", False):  # SSP or ASP: a loop each
             await self._run_clocks(client)
             return
-        for round_number in range(1, self.max_iter + 2):
+        self.updates_ = []  # BSP applies one aggregated step per round, no single gradients
+        for round_number in range(self._first_round, self.max_iter + 2):
             self._follow_membership(client, round_number)
             converged, update = await self._round(client, round_number)  # D ... J
             if converged or round_number > self.max_iter or self._stop_requested:
                 self.converged_ = converged
                 return
             self._update_model(update, round_number)  # K, then back to D
+            self._maybe_checkpoint(round_number)  # every checkpoint_every rounds
 
     async def _round(self, client: WorkerClient, round_number: int) -> tuple[bool, ProposedUpdate]:
         """Steps D to J of one BSP round: whether it converged, and the update it proposes."""
@@ -265,17 +275,11 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, Master):
         self._training = zero_model(
             self.model_type, sample.X_train_sample_columns, statistics.results
         )
-        self._schedule = make_schedule(
-            self.learning_rate_schedule, self.learning_rate, self.power_t
-        )
-        seeds = np.random.SeedSequence(self.random_state).generate_state(len(names))
-        self.worker_seeds_ = dict(zip(names, seeds.tolist()))
         self._expected_samples = {  # each worker's weight in a step, until it answers
             name: answer.n_samples if self.batch_size is None else self.batch_size
             for name, answer in statistics.results.items()
         }
-        self.loss_curve_: list[float] = []
-        self.n_iter_, self.converged_ = 0, False
+        self._start_or_resume(names)  # round 1, schedule, mini-batch seeds; or a checkpoint's
 
     def _broadcast_fit_step(self, client: WorkerClient, round_number: int) -> PendingBroadcast:
         """Step D: send every worker the current weights, in raw units (each with its own

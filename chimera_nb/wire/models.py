@@ -32,6 +32,7 @@ __all__ = [
     "HealthResponse",
     "ModelFitRequest",
     "ModelFitResponse",
+    "NetworkRequest",
     "PredictRequest",
     "PredictResponse",
     "StatisticsResponse",
@@ -64,6 +65,23 @@ class DelayRequest(_Body):
     """Make a worker answer its training endpoints ``seconds`` later (a straggler)."""
 
     seconds: Annotated[Number, Field(ge=0.0, le=60.0)]
+
+
+class NetworkRequest(_Body):
+    """The emulated network in front of a worker (see :mod:`chimera_nb.workers.network`),
+    for the calls of one ``peer`` (the ``X-Chimera-Peer`` header; a master is ``"master"``)
+    or, with ``peer`` None, of every caller. All zero or None: a normal network again."""
+
+    latency_ms: Annotated[Number, Field(ge=0.0, le=60_000.0)] = 0.0
+    bandwidth_mbps: Annotated[Number, Field(gt=0.0)] | None = None
+    drop: Annotated[Number, Field(ge=0.0, le=1.0)] = 0.0
+    partitioned: Annotated[bool, Strict()] = False
+    seed: Seed | None = None
+    peer: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+    def normal(self) -> bool:
+        """Whether these settings leave the calls as they are."""
+        return not (self.latency_ms or self.bandwidth_mbps or self.drop or self.partitioned)
 
 
 class ErrorResponse(BaseModel):

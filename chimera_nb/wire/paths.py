@@ -18,8 +18,9 @@ SGD_REQUEST_DATA_SAMPLE = "/v1/chimera/sgd/request-data-sample"
 SGD_FIT_STEP = "/v1/chimera/sgd/fit-step"
 SGD_STATISTICS = "/v1/chimera/sgd/statistics"  # not in the seed: global standardization
 
-# Teaching faults (not in the seed): make a worker a straggler
+# Teaching faults (not in the seed): make a worker a straggler, emulate its network
 FAULTS_DELAY = "/v1/chimera/faults/delay"
+FAULTS_NETWORK = "/v1/chimera/faults/network"
 
 #: The paths the seed used before March 2025 (its examples published then still call them),
 #: served as aliases of today's: same handlers, left out of the OpenAPI schema.

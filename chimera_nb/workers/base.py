@@ -19,8 +19,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..auth import require_token_for, token_matches, worker_token_from_environment
 from ..wire import DelayRequest, HealthResponse, paths
 from ..wire.fastpath import FastRoutes, RawHandler
+from ..wire.models import NetworkRequest
 from ..wire.server import error_responses, finish_app, new_app, run_server
 from .launch import current_context
+from .network import EmulatedNetwork, Network
 from .training_data import TrainingData, load_training_data
 
 __all__ = ["Worker"]
@@ -70,6 +72,7 @@ class Worker:
         self.y_ = data.y
         self.target_name_ = data.target_name
         self.delay_ = 0.0  # seconds added before each training answer (a teaching fault)
+        self.network_ = Network()  # the emulated network in front of it (normal at first)
         return self
 
     def require_token(self, token: str | None) -> Worker:
@@ -85,9 +88,10 @@ class Worker:
         allowed_origins: Iterable[str] | None = None,
         allowed_hosts: Iterable[str] | None = None,
     ) -> FastAPI:
-        """The worker's FastAPI app: ``GET /health``, ``GET /metrics`` and the subclass's
-        endpoints (also at the seed's older paths), behind the guard of
-        :mod:`chimera_nb.wire.guard`, which ``allowed_origins`` and ``allowed_hosts`` widen."""
+        """The worker's FastAPI app: ``GET /health``, ``GET /metrics``, the fault controls and
+        the subclass's endpoints (also at the seed's older paths), behind the guard of
+        :mod:`chimera_nb.wire.guard`, which ``allowed_origins`` and ``allowed_hosts`` widen,
+        and behind the emulated network of :mod:`chimera_nb.workers.network`."""
         token = getattr(self, "token_", None)
         app = new_app(f"chimera-nb {self.role} {self.name_}", token=bool(token))
         fast = self._fast_routes()
@@ -108,8 +112,17 @@ class Worker:
             self.delay_ = body.seconds
             return {"seconds": self.delay_}
 
+        @app.post(paths.FAULTS_NETWORK, responses=error_responses(422))
+        async def network(body: NetworkRequest) -> NetworkRequest:
+            self.network_.configure(body)
+            return body
+
         self._add_routes(app)
-        return finish_app(app, allowed_origins=allowed_origins, allowed_hosts=allowed_hosts)
+        finish_app(app, allowed_origins=allowed_origins, allowed_hosts=allowed_hosts)
+        # added last, so outermost: the network comes before the guard, the token check
+        # and the fast routes, as a real one does
+        app.add_middleware(EmulatedNetwork, network=self.network_)
+        return app
 
     def _fast_routes(self) -> dict[str, RawHandler]:
         """Paths a fit calls every round, answered without FastAPI's per-request work (see

@@ -28,7 +28,9 @@ def test_ssp_with_staleness_zero_gives_bsp_weights_bit_for_bit(wine_trio):
     # Prepare
     options = dict(max_iter=40, tol=0.0, encoding="binary")
     bsp = ParameterServerMaster("regressor", **options)
-    ssp0 = ParameterServerMaster("regressor", consistency="ssp", staleness=0, **options)
+    ssp0 = ParameterServerMaster(
+        "regressor", consistency="ssp", staleness=0, staleness_aware=True, **options
+    )
 
     # Execute
     bsp.fit(wine_trio)
@@ -118,6 +120,9 @@ def test_backup_workers_use_the_first_replies_weighted_as_their_shards(wine_qual
     # descent on the first two shards (standardized with all three shards' statistics)
     assert all(set(r.cancelled) == {"worker3"} for r in master.history_)
     assert all(r.answered == ["worker1", "worker2"] for r in master.history_)
+    spans = master.spans_.to_frame()
+    fit_steps = spans[spans["endpoint"].str.endswith("fit-step")]
+    assert set(fit_steps[fit_steps.worker == "worker3"].status) == {"cancelled"}
     n_fast = int(round(0.8 * len(X)))
     X_all = np.asarray(X, dtype=float)
     standardizer = Standardizer.from_statistics(

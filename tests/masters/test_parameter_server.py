@@ -273,6 +273,8 @@ def test_clone_gives_an_unfitted_master_with_every_parameter_kept(wine_cluster):
         "staleness": None,
         "staleness_aware": True,
         "random_state": 5,
+        "checkpoint_every": None,
+        "checkpoint_dir": None,
     }
     master = ParameterServerMaster("regressor", **parameters).fit(wine_cluster)
 
