@@ -2,8 +2,8 @@
 keep what the run did so that a grader can check it.
 
 A student writes the pure pieces of an algorithm: a shard's gradient, an aggregation rule, a
-soft vote, a round policy. These helpers run them where they belong, on real workers and a
-real master, and keep the run's protocol trace:
+soft vote, a round policy, a consistency rule. These helpers run them where they belong, on
+real workers and a real master, and keep the run's protocol trace:
 
 * :func:`setup` starts a lab: a time limit on every cell, and the worker launcher warmed up;
 * :class:`LabSGDWorker`, :class:`LabClassificationWorker`: workers that compute with the

@@ -129,17 +129,24 @@ def check_seeds(result: Any, name: str, n_workers: int) -> list[int]:
 
 
 def check_rule_result(rule: str, method: str, result: Any, args: Sequence[Any]) -> Any:
-    """The answer of a rule object's method (``aggregate``, ``combine``, ``closes``), checked."""
+    """The answer of a rule object's method (``aggregate``, ``combine``, ``closes``,
+    ``may_start``), checked."""
     where = f"your {rule}.{method}()"
     if method == "aggregate":
         return _gradient(where, result, args[0])
     if method == "combine":
         return _combined(where, result, args[0])
-    if method == "closes":
+    if method in ("closes", "may_start"):
         if not isinstance(result, (bool, np.bool_)):
             extra = f" {_UNFINISHED}" if result is None or result is Ellipsis else ""
             raise ContractError(
                 f"{where} returned {describe(result)}; it must return True or False.{extra}"
+            )
+        if method == "may_start" and not result and args[0] <= args[1]:
+            raise ContractError(
+                f"{where} returned False for clock={args[0]}, slowest={args[1]}: a worker "
+                "that is not ahead of the slowest must always start, or every worker waits "
+                "for the others forever"
             )
         return bool(result)
     return result

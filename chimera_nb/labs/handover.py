@@ -1,7 +1,7 @@
 """A student's rule objects, run on the notebook's main thread while the master waits for them.
 
 A master calls its rules (``aggregator.aggregate``, ``combiner.combine``,
-``round_policy.closes``) from the kit's event-loop thread. Nothing can stop a thread from
+``round_policy.closes``, ``consistency.may_start``) from the kit's event-loop thread. Nothing can stop a thread from
 outside, so a rule that never returns would hang that loop, and every fit after it. A lab fit
 therefore hands each call over: the loop thread puts the call in a queue and waits, and the
 main thread, which waits for the fit anyway, runs it under a time limit (:mod:`.limits`) and
@@ -39,7 +39,8 @@ class RuleCall:
     rule : str
         The rule's class (or function) name, such as ``"ShardSizeWeightedMean"``.
     method : str
-        ``"aggregate"``, ``"combine"``, ``"closes"``, or ``"__call__"`` for a function.
+        ``"aggregate"``, ``"combine"``, ``"closes"``, ``"may_start"``, or ``"__call__"`` for a
+        function.
     round_number : int or None
         The round the master was in (None outside rounds).
     workers : tuple of str

@@ -227,9 +227,9 @@ def fit(
 ) -> LabRun:
     """Fit ``master`` on the running ``cluster`` and return the :class:`LabRun`.
 
-    The rules you wrote (``aggregator=``, ``combiner=``, ``round_policy=``, ``seeds=``) run
-    on this thread, each call at most ``call_limit`` seconds; the whole fit (and the
-    predictions) at most ``time_limit`` seconds.
+    The rules you wrote (``aggregator=``, ``combiner=``, ``round_policy=``, ``consistency=``,
+    ``seeds=``) run on this thread, each call at most ``call_limit`` seconds; the whole fit
+    (and the predictions) at most ``time_limit`` seconds.
 
     Parameters
     ----------
