@@ -522,7 +522,9 @@ def test_network_words_say_the_emulated_network_in_a_few_words():
     )
 
 
-@pytest.mark.skipif(hasattr(LocalCluster, "network"), reason="this cluster emulates networks")
+@pytest.mark.skipif(
+    hasattr(LocalCluster, "emulate_network"), reason="this cluster emulates networks"
+)
 def test_the_network_buttons_are_off_and_say_why_on_a_cluster_without_network_emulation(
     dashboard,
 ):
@@ -532,7 +534,7 @@ def test_the_network_buttons_are_off_and_say_why_on_a_cluster_without_network_em
         assert "does not emulate networks" in button.tooltip
 
 
-@pytest.mark.skipif(not hasattr(LocalCluster, "network"), reason="needs network emulation")
+@pytest.mark.skipif(not hasattr(LocalCluster, "emulate_network"), reason="needs network emulation")
 def test_latency_partition_and_heal_buttons_show_on_the_worker_and_the_loss_marks(lab, dashboard):
     # Prepare
     start_long_fit(lab, dashboard)

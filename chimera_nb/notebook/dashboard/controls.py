@@ -8,7 +8,7 @@ changes on a worker reaches the view through the cluster's fault listener (the s
 call from a cell), so the buttons write no state of their own. Errors go to the message area,
 newest first, never up into the notebook. Clicks queue while a cell blocks, so the Fit button
 starts a background fit (``master.fit(cluster, wait=False)``). The network buttons need a
-cluster that emulates networks (``cluster.network`` and ``cluster.partition``): elsewhere they
+cluster that emulates networks (``cluster.emulate_network`` and ``cluster.partition``): elsewhere
 are off, and say why in their tooltip.
 """
 
@@ -86,7 +86,7 @@ class Controls:
         if not self._emulates_networks:
             for button in (self.latency_button, self.partition_button, self.heal_button):
                 button.disabled = True
-                button.tooltip = "this cluster does not emulate networks (cluster.network)"
+                button.tooltip = "this cluster does not emulate networks (cluster.emulate_network)"
         self.fit_button = self._button("Fit", "chimera-fit", "76px", icon="play")
         self.stop_button = self._button("Stop fit", "chimera-stop", "110px", icon="stop")
         self.slow_motion_button = self._button("Slow motion", "chimera-slow-motion", "136px")
@@ -264,16 +264,18 @@ class Controls:
             "Normal latency" if latency else f"+{_LATENCY_MS:g} ms latency"
         )
 
-    # -- the emulated network (clusters with cluster.network) ----------------------------------
+    # -- the emulated network (clusters with cluster.emulate_network) --------------------------
 
     @property
     def _emulates_networks(self) -> bool:
-        return all(hasattr(self.lab.cluster, m) for m in ("network", "partition", "heal"))
+        methods = ("emulate_network", "emulated_networks", "partition", "heal")
+        return all(callable(getattr(self.lab.cluster, m, None)) for m in methods)
 
     def _network_of(self, name: str) -> Any:
         """The worker's emulated network settings (None: a normal network)."""
-        networks = getattr(self.lab.cluster, "networks", None)
-        return networks().get(name) if networks is not None and name else None
+        if not self._emulates_networks or not name:
+            return None
+        return self.lab.cluster.emulated_networks().get(name)
 
     def latency(self, _button: Any = None) -> None:
         """Add 20 ms to the chosen worker's round trips, or take them off again (its bandwidth
@@ -282,7 +284,7 @@ class Controls:
         with self._reporting(f"Latency of {name}"):
             current = self._network_of(name)
             latency_ms = 0.0 if getattr(current, "latency_ms", 0) else _LATENCY_MS
-            self.lab.cluster.network(
+            self.lab.cluster.emulate_network(
                 name,
                 latency_ms=latency_ms,
                 bandwidth_mbps=getattr(current, "bandwidth_mbps", None),
@@ -304,7 +306,7 @@ class Controls:
 
     def heal(self, _button: Any = None) -> None:
         with self._reporting("Heal"):
-            cut = [n for n, s in self.lab.cluster.networks().items() if s.partitioned]
+            cut = [n for n, s in self.lab.cluster.emulated_networks().items() if s.partitioned]
             self.lab.cluster.heal()
             self.say(f"healed: {', '.join(cut)} answer again" if cut else "no partition to heal")
 

@@ -335,8 +335,8 @@ class Dashboard:
 
     def _network(self, name: str) -> str:
         """A worker's emulated network in words (on clusters that emulate networks)."""
-        networks = getattr(self.lab.cluster, "networks", None)
-        return network_words(networks().get(name)) if networks is not None else ""
+        networks = getattr(self.lab.cluster, "emulated_networks", None)
+        return network_words(networks().get(name)) if callable(networks) else ""
 
     # -- what a notebook and a test read --------------------------------------------------
 
