@@ -8,8 +8,8 @@ changes on a worker reaches the view through the cluster's fault listener (the s
 call from a cell), so the buttons write no state of their own. Errors go to the message area,
 newest first, never up into the notebook. Clicks queue while a cell blocks, so the Fit button
 starts a background fit (``master.fit(cluster, wait=False)``). The network buttons need a
-cluster that emulates networks (``cluster.emulate_network`` and ``cluster.partition``): elsewhere
-are off, and say why in their tooltip.
+cluster that emulates networks (``cluster.emulate_network``, ``partition`` and ``heal``);
+elsewhere they are off, and their tooltip says why.
 """
 
 from __future__ import annotations
