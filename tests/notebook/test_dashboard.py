@@ -604,3 +604,31 @@ def test_ssp_shows_its_flowchart_each_workers_clock_and_how_far_ahead_it_ran(lab
     stale = [c[4] for r in dashboard.live.timeline["rounds"] for c in r["calls"]]
     assert {s for s in stale if s is not None} <= {0, 1, 2} and 2 in stale
     assert said(dashboard, "error") == ""
+
+
+def test_heartbeat_verdicts_after_a_fit_gave_up_on_a_worker_read_as_doubt_not_recovery():
+    # Prepare: a fit in which worker2's call timed out
+    from chimera_nb.masters.events import StepEvent
+    from chimera_nb.notebook.dashboard.state import Change, DashboardState
+
+    state = DashboardState(PARAMETER_SERVER_FIT)
+    state.on_event(StepEvent(FIT, "B", "fit request received", time.time(), None, {}))
+    failed = {"failed": {"worker2": "timed out after 1 s"}, "answered": ["worker1"]}
+    state.on_event(StepEvent(FIT, "F", "all workers failed?", time.time(), 3, failed))
+
+    # Execute: the heartbeats suspect it, give up on it, then hear from it again
+    state.on_fault("worker2", WorkerState.SUSPECT, None, 0.0, Change(missed=1))
+    suspected = state.snapshot()
+    state.on_fault("worker2", WorkerState.FAILED, None, 0.0, Change(since=time.time(), missed=3))
+    failed_again = state.snapshot()
+    state.on_fault("worker2", WorkerState.UP, None, 0.0)
+
+    # Assert
+    assert suspected.states["worker2"] is WorkerState.SUSPECT
+    assert failed_again.failures["worker2"].reason.startswith("missed 3 heartbeats (failed at ")
+    assert [text for _, text, _ in state.marks] == [
+        "worker2 failed",
+        "worker2 suspect",
+        "worker2 failed (heartbeat)",
+        "worker2 back",
+    ]

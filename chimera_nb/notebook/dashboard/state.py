@@ -253,12 +253,14 @@ class DashboardState:
         was: WorkerState | None,
         delay: float,
     ) -> None:
-        """A mark for what changed in a worker that is not failed (under the lock)."""
-        if was is WorkerState.FAILED:
+        """A mark for what changed in a worker that is not failed (under the lock). A worker
+        a fit gave up on and the heartbeats now suspect is still in doubt, not back."""
+        if state is WorkerState.SUSPECT:
+            if was is not state:
+                self._mark(f"{name} suspect", _PURPLE)
+        elif was is WorkerState.FAILED:
             self.failed_this_fit.discard(name)
             self._mark(f"{name} back", _GREEN)
-        elif state is WorkerState.SUSPECT and was is not state:
-            self._mark(f"{name} suspect", _PURPLE)
         elif was is WorkerState.SUSPECT:
             self._mark(f"{name} answers again", _GREEN)
         elif fault is None and state is not was:
