@@ -150,12 +150,14 @@ class Lab:
     def predict(self, X: Any) -> np.ndarray:
         return self.master.predict(X)
 
-    def dashboard(self, *, reference: float | None = None):
+    def dashboard(self, *, reference: float | None = None, heartbeats: float | None = None):
         """A live dashboard of this lab: flowchart, cluster, loss (and its excess over a
-        one-machine ``reference`` loss), round time, latency, timeline, controls."""
+        one-machine ``reference`` loss), round time, latency, timeline, controls.
+        ``heartbeats=0.5`` also watches the workers with a heartbeat every 0.5 s while the
+        dashboard is open (``cluster.watch``), so a frozen worker shows suspect, then failed."""
         from .dashboard import Dashboard
 
-        return Dashboard(self, reference=reference)
+        return Dashboard(self, reference=reference, heartbeats=heartbeats)
 
     def _require_running(self) -> None:
         if self._server is None:

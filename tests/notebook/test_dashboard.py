@@ -13,6 +13,7 @@ from sklearn.tree import DecisionTreeRegressor
 from chimera_nb import (
     AggregationMaster,
     Lab,
+    LocalCluster,
     ParameterServerMaster,
     RegressionWorker,
     SGDWorker,
@@ -417,3 +418,217 @@ def test_a_bagging_lab_shows_its_flowchart_and_its_workers():
             assert said(dashboard, "error") == ""
         finally:
             dashboard.close()
+
+
+# -- issue 11: heartbeats, elastic membership, network emulation, SSP and ASP ------------------
+
+
+def marks(dashboard) -> list[str]:
+    return [text for _, text, _ in dashboard.live.loss["marks"]]
+
+
+def start_long_fit(lab, dashboard, rounds: int = 5) -> None:
+    lab.master.max_iter = 100_000
+    dashboard.fit_button.click()
+    wait_until(lambda: current_round(lab) >= rounds)
+
+
+def stop_fit(dashboard) -> None:
+    dashboard.stop_button.click()
+    dashboard.fit_handle.result(timeout=30)
+
+
+def test_heartbeats_show_a_frozen_worker_suspect_then_failed_with_the_time(lab):
+    # Prepare: a dashboard that watches the workers, during a fit
+    dashboard = lab.dashboard(heartbeats=0.5)
+    try:
+        watched = lab.cluster.watching
+        lab.cluster.watch(0.2, timeout=0.3)  # quicker verdicts than the dashboard's default
+        start_long_fit(lab, dashboard)
+
+        # Execute: freeze worker2, then thaw it
+        paused_at = time.time()
+        lab.cluster.pause("worker2")
+        wait_until(lambda: worker(dashboard, "worker2")["state"] == "suspect", timeout=5)
+        wait_until(lambda: worker(dashboard, "worker2")["state"] == "failed", timeout=5)
+        failed = worker(dashboard, "worker2")
+        failed_at = lab.cluster.membership()["worker2"].since
+        lab.cluster.unpause("worker2")
+        wait_until(lambda: worker(dashboard, "worker2")["state"] in ("up", "slow"), timeout=5)
+        stop_fit(dashboard)
+        shown = marks(dashboard)
+        status = dashboard.live.status
+    finally:
+        dashboard.close()
+
+    # Assert
+    assert watched is not None and watched.interval == 0.5
+    assert status["heartbeats"] == 0.2
+    assert failed["why"].startswith("missed 3 heartbeats (failed at ")
+    assert failed["short"].startswith("missed 3 heartbeats at ")
+    assert paused_at <= failed_at <= time.time()
+    clock = time.strftime("%H:%M:%S", time.localtime(failed_at))
+    assert failed["why"].startswith(f"missed 3 heartbeats (failed at {clock}.")
+    assert shown.index("worker2 suspect") < shown.index("worker2 failed (heartbeat)")
+    assert "worker2 back" in shown and "worker2 normal speed" not in shown
+    assert lab.cluster.watching is None  # the dashboard stopped what it started
+
+
+def test_a_worker_added_mid_fit_gets_its_box_lane_and_menu_entry_and_leaves_them_when_removed(
+    lab, dashboard
+):
+    # Prepare
+    start_long_fit(lab, dashboard)
+
+    # Execute: a cell adds a worker, then removes it
+    name = lab.cluster.add_worker(SGDWorker("regressor"), X.iloc[:120], Y.iloc[:120])
+    wait_until(lambda: name in [w["name"] for w in dashboard.live.workers], timeout=2)
+    wait_until(lambda: worker(dashboard, name)["answered"].split("/")[0] not in ("0",))
+    wait_until(lambda: name in dashboard.live.timeline["lanes"], timeout=3)
+    wait_until(lambda: name in dashboard.worker_choice.options, timeout=2)
+    joined = worker(dashboard, name)
+    lab.cluster.remove_worker(name)
+    wait_until(lambda: name not in [w["name"] for w in dashboard.live.workers], timeout=2)
+    wait_until(lambda: name not in dashboard.worker_choice.options, timeout=2)
+    stop_fit(dashboard)
+
+    # Assert
+    assert name == "worker4"
+    assert joined["state"] == "up"
+    assert [w["name"] for w in dashboard.live.workers] == ["worker1", "worker2", "worker3"]
+    assert dashboard.live.status["n_workers"] == 3
+    assert marks(dashboard).index("worker4 joined") < marks(dashboard).index("worker4 removed")
+    assert said(dashboard, "error") == ""
+
+
+def test_network_words_say_the_emulated_network_in_a_few_words():
+    # Prepare
+    from types import SimpleNamespace
+
+    from chimera_nb.notebook.dashboard.views import network_words
+
+    def settings(**values):
+        return SimpleNamespace(
+            **({"latency_ms": 0.0, "bandwidth_mbps": None, "drop": 0.0} | values)
+        )
+
+    # Execute / Assert
+    assert network_words(None) == ""
+    assert network_words(settings()) == ""
+    assert network_words(settings(latency_ms=20.0)) == "+20 ms"
+    assert (
+        network_words(settings(latency_ms=20.0, bandwidth_mbps=100.0, drop=0.05))
+        == "+20 ms, 100 Mbit/s, 5% drop"
+    )
+
+
+@pytest.mark.skipif(
+    hasattr(LocalCluster, "emulate_network"), reason="this cluster emulates networks"
+)
+def test_the_network_buttons_are_off_and_say_why_on_a_cluster_without_network_emulation(
+    dashboard,
+):
+    # Assert
+    for button in (dashboard.latency_button, dashboard.partition_button, dashboard.heal_button):
+        assert button.disabled
+        assert "does not emulate networks" in button.tooltip
+
+
+@pytest.mark.skipif(not hasattr(LocalCluster, "emulate_network"), reason="needs network emulation")
+def test_latency_partition_and_heal_buttons_show_on_the_worker_and_the_loss_marks(lab, dashboard):
+    # Prepare
+    start_long_fit(lab, dashboard)
+    dashboard.worker_choice.value = "worker3"
+
+    # Execute
+    dashboard.latency_button.click()
+    wait_until(lambda: worker(dashboard, "worker3")["network"] == "+20 ms", timeout=1)
+    label_with_latency = dashboard.latency_button.description
+    dashboard.partition_button.click()
+    wait_until(lambda: worker(dashboard, "worker3")["state"] == "failed", timeout=1)
+    partitioned = worker(dashboard, "worker3")
+    dashboard.heal_button.click()
+    wait_until(lambda: worker(dashboard, "worker3")["state"] == "up", timeout=2)
+    dashboard.latency_button.click()
+    wait_until(lambda: worker(dashboard, "worker3")["network"] == "", timeout=1)
+    stop_fit(dashboard)
+
+    # Assert
+    assert label_with_latency == "Normal latency"
+    assert dashboard.latency_button.description == "+20 ms latency"
+    assert partitioned["short"].startswith("partitioned at round ")
+    assert partitioned["network"] == "+20 ms"  # the partition keeps the latency
+    shown = marks(dashboard)
+    assert (
+        shown[:4]
+        == [
+            "worker3 network +20 ms",
+            "worker3 partitioned",
+            "worker3 back",
+            "worker3 network normal",
+        ][: len(shown)]
+    )
+    assert said(dashboard).splitlines()[1:4] == [
+        "worker3's network adds no latency",
+        "healed: worker3 answer again",
+        "worker3 partitioned: every call to it fails until Heal",
+    ]
+    assert said(dashboard, "error") == ""
+
+
+def test_ssp_shows_its_flowchart_each_workers_clock_and_how_far_ahead_it_ran(lab, dashboard):
+    # Prepare: worker3 straggles, so the others run ahead as far as SSP(2) lets them
+    lab.master.set_params(consistency="ssp", staleness=2, max_iter=40)
+    lab.cluster.slow("worker3", 0.02)
+    clocks, charts = [], []
+    dashboard.live.observe(
+        lambda c: clocks.extend((w["clock"], w["ahead"]) for w in c["new"]), "workers"
+    )
+    dashboard.live.observe(lambda c: charts.append(c["new"]["machine"]), "chart")
+
+    # Execute
+    try:
+        lab.fit()
+        dashboard.refresh()
+    finally:
+        lab.master.set_params(consistency="bsp", staleness=None)
+        lab.cluster.slow("worker3", 0)
+
+    # Assert: the SSP flowchart, per-worker clocks, and staleness in the timeline
+    assert dashboard.state.fit_chart.machine == "parameter-server fit (SSP)"
+    assert "parameter-server fit (SSP)" in charts
+    assert dashboard.live.step["active"] == "M"
+    ahead = [a for _, a in clocks if a is not None]
+    assert ahead and max(ahead) == 2 and min(ahead) >= 0
+    assert {w["clock"] for w in dashboard.live.workers} != {None}
+    stale = [c[4] for r in dashboard.live.timeline["rounds"] for c in r["calls"]]
+    assert {s for s in stale if s is not None} <= {0, 1, 2} and 2 in stale
+    assert said(dashboard, "error") == ""
+
+
+def test_heartbeat_verdicts_after_a_fit_gave_up_on_a_worker_read_as_doubt_not_recovery():
+    # Prepare: a fit in which worker2's call timed out
+    from chimera_nb.masters.events import StepEvent
+    from chimera_nb.notebook.dashboard.state import Change, DashboardState
+
+    state = DashboardState(PARAMETER_SERVER_FIT)
+    state.on_event(StepEvent(FIT, "B", "fit request received", time.time(), None, {}))
+    failed = {"failed": {"worker2": "timed out after 1 s"}, "answered": ["worker1"]}
+    state.on_event(StepEvent(FIT, "F", "all workers failed?", time.time(), 3, failed))
+
+    # Execute: the heartbeats suspect it, give up on it, then hear from it again
+    state.on_fault("worker2", WorkerState.SUSPECT, None, 0.0, Change(missed=1))
+    suspected = state.snapshot()
+    state.on_fault("worker2", WorkerState.FAILED, None, 0.0, Change(since=time.time(), missed=3))
+    failed_again = state.snapshot()
+    state.on_fault("worker2", WorkerState.UP, None, 0.0)
+
+    # Assert
+    assert suspected.states["worker2"] is WorkerState.SUSPECT
+    assert failed_again.failures["worker2"].reason.startswith("missed 3 heartbeats (failed at ")
+    assert [text for _, text, _ in state.marks] == [
+        "worker2 failed",
+        "worker2 suspect",
+        "worker2 failed (heartbeat)",
+        "worker2 back",
+    ]

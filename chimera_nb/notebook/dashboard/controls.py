@@ -1,12 +1,15 @@
-"""The dashboard's buttons: pick a worker, then Kill, Restart or Slow it; Fit and Stop fit;
-Slow motion, Step one round and Full speed; and which master to follow.
+"""The dashboard's buttons: pick a worker, then Kill, Restart or Slow it, give it 20 ms more
+latency or cut it off (Partition, then Heal); Fit and Stop fit; Slow motion, Step one round
+and Full speed; and which master to follow.
 
 Button handlers run in the kernel, so they must be quick: kill, slow, stop and the pacer's
 switches are; a restart waits for the worker to come up, so it runs in a thread. What a click
 changes on a worker reaches the view through the cluster's fault listener (the same path as a
 call from a cell), so the buttons write no state of their own. Errors go to the message area,
 newest first, never up into the notebook. Clicks queue while a cell blocks, so the Fit button
-starts a background fit (``master.fit(cluster, wait=False)``).
+starts a background fit (``master.fit(cluster, wait=False)``). The network buttons need a
+cluster that emulates networks (``cluster.emulate_network``, ``partition`` and ``heal``);
+elsewhere they are off, and their tooltip says why.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ...masters.running import FitHandle
 __all__ = ["Controls", "pacer_mode", "tagged"]
 
 _SLOW_SECONDS = 0.2  # what "Slow +200 ms" injects
+_LATENCY_MS = 20.0  # what "+20 ms latency" adds to the worker's network
 _SLOW_MOTION = 1.0  # seconds per round in slow motion
 _MESSAGES_KEPT = 6
 _FOLLOW_ANY = ("follow any master on these workers", "any")  # (label, value) of the menu
@@ -74,6 +78,15 @@ class Controls:
         self.kill_button = self._button("Kill", "chimera-kill", "76px", button_style="danger")
         self.restart_button = self._button("Restart", "chimera-restart", "96px")
         self.slow_button = self._button("Slow +200 ms", "chimera-slow", "148px")
+        self.latency_button = self._button(
+            f"+{_LATENCY_MS:g} ms latency", "chimera-latency", "156px"
+        )
+        self.partition_button = self._button("Partition", "chimera-partition", "104px")
+        self.heal_button = self._button("Heal", "chimera-heal", "76px")
+        if not self._emulates_networks:
+            for button in (self.latency_button, self.partition_button, self.heal_button):
+                button.disabled = True
+                button.tooltip = "this cluster does not emulate networks (cluster.emulate_network)"
         self.fit_button = self._button("Fit", "chimera-fit", "76px", icon="play")
         self.stop_button = self._button("Stop fit", "chimera-stop", "110px", icon="stop")
         self.slow_motion_button = self._button("Slow motion", "chimera-slow-motion", "136px")
@@ -96,6 +109,9 @@ class Controls:
             (self.kill_button, self.kill),
             (self.restart_button, self.restart),
             (self.slow_button, self.slow),
+            (self.latency_button, self.latency),
+            (self.partition_button, self.partition),
+            (self.heal_button, self.heal),
             (self.fit_button, self.fit),
             (self.stop_button, self.stop),
             (self.slow_motion_button, self.slow_motion),
@@ -108,7 +124,15 @@ class Controls:
         buttons = widgets.VBox(
             [
                 widgets.HBox(
-                    [self.worker_choice, self.kill_button, self.restart_button, self.slow_button],
+                    [
+                        self.worker_choice,
+                        self.kill_button,
+                        self.restart_button,
+                        self.slow_button,
+                        self.latency_button,
+                        self.partition_button,
+                        self.heal_button,
+                    ],
                     layout=row,
                 ),
                 widgets.HBox(
@@ -143,6 +167,9 @@ class Controls:
             self.kill_button,
             self.restart_button,
             self.slow_button,
+            self.latency_button,
+            self.partition_button,
+            self.heal_button,
             self.fit_button,
             self.stop_button,
             self.slow_motion_button,
@@ -229,8 +256,59 @@ class Controls:
             )
 
     def label_slow_button(self) -> None:
+        """The Slow and latency buttons say what a click would do to the chosen worker."""
         slow = self.is_slow(self.worker_choice.value)
         self.slow_button.description = "Normal speed" if slow else "Slow +200 ms"
+        latency = getattr(self._network_of(self.worker_choice.value), "latency_ms", 0)
+        self.latency_button.description = (
+            "Normal latency" if latency else f"+{_LATENCY_MS:g} ms latency"
+        )
+
+    # -- the emulated network (clusters with cluster.emulate_network) --------------------------
+
+    @property
+    def _emulates_networks(self) -> bool:
+        methods = ("emulate_network", "emulated_networks", "partition", "heal")
+        return all(callable(getattr(self.lab.cluster, m, None)) for m in methods)
+
+    def _network_of(self, name: str) -> Any:
+        """The worker's emulated network settings (None: a normal network)."""
+        if not self._emulates_networks or not name:
+            return None
+        return self.lab.cluster.emulated_networks().get(name)
+
+    def latency(self, _button: Any = None) -> None:
+        """Add 20 ms to the chosen worker's round trips, or take them off again (its bandwidth
+        and drop rate stay)."""
+        name = self.worker_choice.value
+        with self._reporting(f"Latency of {name}"):
+            current = self._network_of(name)
+            latency_ms = 0.0 if getattr(current, "latency_ms", 0) else _LATENCY_MS
+            self.lab.cluster.emulate_network(
+                name,
+                latency_ms=latency_ms,
+                bandwidth_mbps=getattr(current, "bandwidth_mbps", None),
+                drop=getattr(current, "drop", 0.0),
+                seed=getattr(current, "seed", None),
+            )
+            self.label_slow_button()
+            self.say(
+                f"{name}'s network adds {latency_ms:g} ms to each call"
+                if latency_ms
+                else f"{name}'s network adds no latency"
+            )
+
+    def partition(self, _button: Any = None) -> None:
+        name = self.worker_choice.value
+        with self._reporting(f"Partition {name}"):
+            self.lab.cluster.partition([name])
+            self.say(f"{name} partitioned: every call to it fails until Heal")
+
+    def heal(self, _button: Any = None) -> None:
+        with self._reporting("Heal"):
+            cut = [n for n, s in self.lab.cluster.emulated_networks().items() if s.partitioned]
+            self.lab.cluster.heal()
+            self.say(f"healed: {', '.join(cut)} answer again" if cut else "no partition to heal")
 
     def slow_motion(self, _button: Any = None) -> None:
         pacer = self.following().pacer
@@ -249,6 +327,13 @@ class Controls:
         self.say("full speed")
 
     # -- what the redraw thread updates ---------------------------------------------------------
+
+    def list_workers(self, names: list[str]) -> None:
+        """The cluster's members now (workers join and leave) as the worker menu's choices."""
+        if list(self.worker_choice.options) != names:
+            chosen = self.worker_choice.value
+            self.worker_choice.options = names
+            self.worker_choice.value = chosen if chosen in names else (names or [None])[0]
 
     def list_masters(self, masters: list[Any], lab_master: Any) -> None:
         """The masters seen fitting these workers, as choices of the master menu."""

@@ -16,6 +16,11 @@ Who runs what, and why:
   ``spans_``, ``max_rounds``, ``pacer`` and the cluster's ``status()``; never a concrete
   master class, so a new algorithm gets a dashboard for free. It follows whichever master
   fits the lab's workers (:mod:`.following`).
+* The workers shown are the cluster's members now (``cluster.names``): a worker added with
+  ``add_worker`` gets its box, row and timeline lane at the next tick, a removed one leaves
+  them (a mark on the loss chart says when). While the cluster sends heartbeats
+  (``cluster.watch()``, or ``heartbeats=`` here) their verdicts come through the fault
+  listener: suspect, failed with the time it failed, answering again.
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ from .following import Following
 from .live import LiveView
 from .reading import FitReader
 from .replay import replay_frames
-from .state import DashboardState, Snapshot
+from .state import Change, DashboardState, Snapshot
 from .views import (
     TIMELINE_ROUNDS,
     flowchart_data,
     loss_data,
+    network_words,
     round_time_data,
     status_data,
     timeline_data,
@@ -64,13 +70,20 @@ class Dashboard:
     per round (with marks where a worker failed, was killed, slowed or restarted, and its
     excess over ``reference`` on a log scale), the time per round, each worker's latency with
     outliers, and a timeline of the last rounds' calls. Buttons kill, restart or slow a
-    worker, fit and stop, and switch between full speed, slow motion and one round per click.
+    worker, add latency to its network or partition it (and heal), fit and stop, and switch
+    between full speed, slow motion and one round per click.
 
     Parameters
     ----------
     lab : Lab
     reference : float, optional
         The loss one machine reaches (the optimum); drawn dashed, and the excess over it.
+    heartbeats : float, optional
+        Seconds between two heartbeats: the dashboard starts ``lab.cluster.watch(heartbeats)``
+        (if the lab runs and nobody watches yet) and stops it when it closes, so a frozen
+        worker shows suspect, then failed with the time it failed. Off by default: heartbeats
+        add a thread and change what ``cluster.status()`` returns, which a notebook should
+        choose (``lab.cluster.watch()`` from a cell shows the same).
 
     Attributes
     ----------
@@ -96,9 +109,12 @@ class Dashboard:
     >>> lab.fit()  # the flowchart and the charts move while this cell runs  # doctest: +SKIP
     """
 
-    def __init__(self, lab: Any, *, reference: float | None = None) -> None:
+    def __init__(
+        self, lab: Any, *, reference: float | None = None, heartbeats: float | None = None
+    ) -> None:
         self.lab = lab
         self.reference = reference
+        self._members = set(lab.cluster.names)  # who joined or left, for the fault listener
         self.state = DashboardState(lab.master.flowcharts[0])
         self._reader = FitReader(lab.master)
         self._unsubscribe_events = lambda: None
@@ -122,12 +138,18 @@ class Dashboard:
         self.worker_choice, self.master_choice = controls.worker_choice, controls.master_choice
         self.kill_button, self.restart_button = controls.kill_button, controls.restart_button
         self.slow_button, self.fit_button = controls.slow_button, controls.fit_button
+        self.latency_button = controls.latency_button
+        self.partition_button, self.heal_button = controls.partition_button, controls.heal_button
         self.stop_button, self.step_button = controls.stop_button, controls.step_button
         self.slow_motion_button = controls.slow_motion_button
         self.full_speed_button, self.messages = controls.full_speed_button, controls.messages
         self.live = tagged(LiveView(), "chimera-live-view")
         self.widget = tagged(widgets.VBox([self.controls.widget, self.live]), "chimera-dashboard")
-        self._unsubscribe_faults = lab.cluster.on_fault(self.state.on_fault)
+        self._unsubscribe_faults = lab.cluster.on_fault(self._on_fault)
+        self._watching = False  # whether this dashboard started the heartbeats
+        if heartbeats and lab.cluster.state is ClusterState.RUNNING and not lab.cluster.watching:
+            lab.cluster.watch(heartbeats)
+            self._watching = True
         self._safely(self._poll_status)
         self._poller = threading.Thread()  # the probes after this first one run in threads
         self.refresh()
@@ -205,6 +227,7 @@ class Dashboard:
         self._last["housekeeping"] = now
         self.controls.report_fit()
         self.controls.list_masters(self.following.seen, self.lab.master)
+        self.controls.list_workers(self.lab.cluster.names)
         if now - self._last["poll"] >= _STATUS_POLL and not self._poller.is_alive():
             self._last["poll"] = now
             self._poller = threading.Thread(  # a frozen worker takes 1 s to time out
@@ -231,9 +254,16 @@ class Dashboard:
             charts_by_machine = {c.machine: c for c in master.flowcharts}
             chart = charts_by_machine.get(machine, master.flowcharts[0])
             mode = pacer_mode(master)
+            watching = None if closed else self.lab.cluster.watching
             values: dict[str, Any] = {
                 "status": status_data(
-                    master, snapshot, reader, names, mode=mode, lab_closed=closed
+                    master,
+                    snapshot,
+                    reader,
+                    names,
+                    mode=mode,
+                    lab_closed=closed,
+                    heartbeats=watching.interval if watching else None,
                 ),
                 "chart": flowchart_data(chart),
                 "step": {
@@ -246,7 +276,7 @@ class Dashboard:
                 values["round_time"] = round_time_data(reader)
             if slow_parts:
                 rounds = reader.timeline(TIMELINE_ROUNDS)
-                values["timeline"] = timeline_data(rounds, names)
+                values["timeline"] = timeline_data(rounds, names, reader.staleness())
                 values["latency"] = reader.boxes(names)
                 complete = rounds[:-1] if snapshot.fit_running else rounds  # not in flight
                 self._latest_round = complete[-1] if complete else None
@@ -281,6 +311,32 @@ class Dashboard:
         with self.state.lock:
             changes = self.state.changes
         self.state.apply_probe(dict(self.lab.cluster.status()), changes)
+        self.state.note_networks({name: self._network(name) for name in self.lab.cluster.names})
+
+    # -- what the cluster announces (any thread: a button, a cell, the heartbeats) ----------
+
+    def _on_fault(self, name: str, state: Any, fault: Any, delay: float) -> None:
+        """Note a fault call, a heartbeat's verdict, or a worker joining or leaving, with what
+        the cluster knows of it now (no network call)."""
+        cluster = self.lab.cluster
+        members = set(cluster.names)
+        joined = name in members and name not in self._members
+        left = name not in members and name in self._members
+        self._members = members
+        status = cluster.membership().get(name)
+        change = Change(
+            joined=joined,
+            left=left,
+            since=status.since if status is not None else None,
+            missed=status.missed if status is not None else 0,
+            network=self._network(name),
+        )
+        self.state.on_fault(name, state, fault, delay, change)
+
+    def _network(self, name: str) -> str:
+        """A worker's emulated network in words (on clusters that emulate networks)."""
+        networks = getattr(self.lab.cluster, "emulated_networks", None)
+        return network_words(networks().get(name)) if callable(networks) else ""
 
     # -- what a notebook and a test read --------------------------------------------------
 
@@ -302,6 +358,8 @@ class Dashboard:
             return
         self._closed.set()
         self._stop_listening()
+        if self._watching and self.lab.cluster.state is ClusterState.RUNNING:
+            self.lab.cluster.unwatch()
         for thread in (self._thread, self._poller):
             if thread.is_alive() and thread is not threading.current_thread():
                 thread.join(timeout=10)

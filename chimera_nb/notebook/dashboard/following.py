@@ -30,7 +30,8 @@ class Following:
     lab : Lab
     switch : callable
         ``switch(master)`` makes the dashboard follow ``master``; called at once, possibly on
-        the event loop (be quick), before the new fit's first step.
+        the event loop (be quick), before each fit's first step (also of the master followed
+        already: ``set_params(consistency="ssp")`` gives it another fit flowchart).
     """
 
     def __init__(self, lab: Any, switch: Callable[[Any], None]) -> None:
@@ -48,10 +49,10 @@ class Following:
         with self._lock:
             if not any(m is master for m in self.seen):
                 self.seen = [*self.seen, master][-_MASTERS_KEPT:]
-            if master is self.master or self.pinned not in (None, master):
+            if self.pinned not in (None, master):
                 return
             self.master = master
-        self._switch(master)
+        self._switch(master)  # the same master too: its flowchart may have changed (SSP)
 
     def _on_lab_workers(self, endpoints: Mapping[str, str]) -> bool:
         try:

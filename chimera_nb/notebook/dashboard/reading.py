@@ -137,6 +137,15 @@ class FitReader:
     def timeline(self, last_rounds: int) -> list[TimelineRound]:
         return timeline_rounds(self.recent, last_rounds)
 
+    def staleness(self) -> dict[tuple[str, int | None], int]:
+        """How stale each recent gradient was, by worker and clock (the spans' ``staleness``,
+        under SSP and ASP; empty elsewhere): for the timeline's tooltips."""
+        return {
+            (span.worker, span.round_number): span.staleness
+            for span in self.recent
+            if span.staleness is not None
+        }
+
     def boxes(self, names: list[str]) -> list[dict]:
         """Box-plot numbers of each worker's recent latencies, in the order of ``names``."""
         order = [n for n in names if n in self.latencies] + sorted(set(self.latencies) - set(names))

@@ -9,21 +9,42 @@ consistent copy with :meth:`DashboardState.snapshot`.
 Worker states are :class:`~chimera_nb.WorkerState` values. A probe can be older than a fault
 call (a kill seen before the probe that started before it came back), so every change bumps a
 counter and a probe that started before the latest change is ignored.
+
+The cluster announces more than faults to the same listener: heartbeats (``cluster.watch()``)
+making a worker SUSPECT or FAILED, a worker joining (``add_worker``) or leaving
+(``remove_worker``), a worker's emulated network changing. What the listener's arguments do
+not say (did it join or leave, since when, how many heartbeats it missed, its network) the
+dashboard reads from the cluster and passes as a :class:`Change`.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from ...masters.events import StepEvent
 from ...masters.flowchart import Flowchart
 from ...plots import short_reason
 from ...states import WorkerFault, WorkerState
 
-__all__ = ["DashboardState", "Failure", "Snapshot"]
+__all__ = ["Change", "DashboardState", "Failure", "Snapshot"]
 
 _ROUNDS_KEPT = 6  # rounds whose steps are kept for slow motion's replay
+_NO_HEALTH = "no answer to GET /health"  # why a probe found a worker failed
+# the marks' colours
+_RED = "#d62728"  # down
+_GREEN = "#2ca02c"  # back
+_ORANGE = "#ff7f0e"  # slower or faster
+_PURPLE = "#9467bd"  # suspected
+_BLUE = "#1f77b4"  # joined
+_GREY = "#7f7f7f"  # left
+
+
+def _clock(timestamp: float, *, millis: bool = False) -> str:
+    """The time of day of a ``time.time()``: ``"17:42:03"``, or ``"17:42:03.120"``."""
+    text = datetime.fromtimestamp(timestamp).strftime("%H:%M:%S.%f")
+    return text[:12] if millis else text[:8]
 
 
 @dataclass(frozen=True)
@@ -32,11 +53,30 @@ class Failure:
 
     reason: str
     round_number: int | None
+    at: float | None = None  # when the heartbeats declared it failed (a time.time())
+    on_purpose: bool = False  # a kill, disconnect or partition: undone only by a cluster call
 
     @property
     def short(self) -> str:
-        """A few words for a crowded view: ``"killed at round 197"``."""
+        """A few words for a crowded view: ``"killed at round 197"``, or for a worker the
+        heartbeats gave up on, the time of day: ``"missed 3 heartbeats at 17:42:03"``."""
+        if self.at is not None:
+            return f"{short_reason(self.reason)} at {_clock(self.at)}"
         return short_reason(self.reason, self.round_number)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a fault listener's call means beyond the worker's new state, as the dashboard
+    read it from the cluster: whether the worker just joined or left the cluster, since when
+    it is in its state and how many heartbeats it missed (``cluster.membership()``), and its
+    emulated network in words (``cluster.emulated_networks()``; empty: a normal network)."""
+
+    joined: bool = False
+    left: bool = False
+    since: float | None = None
+    missed: int = 0
+    network: str = ""
 
 
 @dataclass
@@ -52,13 +92,16 @@ class Snapshot:
     failures: dict[str, Failure]
     delays: dict[str, float]
     round_steps: dict[int, list[tuple[str, float]]]
+    networks: dict[str, str]
+    clocks: dict[str, tuple[int, int]]
 
 
 @dataclass
 class DashboardState:
     """The dashboard's memory of the master it follows: the latest step, the fit's progress
     and marks, the steps of the last rounds (with their times), and each worker's state
-    (and why it failed, and its injected delay)."""
+    (and why it failed, its injected delay, its emulated network, and under SSP or ASP its
+    latest clock and staleness)."""
 
     fit_chart: Flowchart
     latest: StepEvent | None = None
@@ -71,6 +114,8 @@ class DashboardState:
     states: dict[str, WorkerState] = field(default_factory=dict)
     failures: dict[str, Failure] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
+    networks: dict[str, str] = field(default_factory=dict)  # name -> "+20 ms, 5% drop"
+    clocks: dict[str, tuple[int, int]] = field(default_factory=dict)  # (clock, staleness)
     changes: int = 0  # bumped at each change of a worker's state
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -80,7 +125,7 @@ class DashboardState:
         with self.lock:
             self.fit_chart, self.latest, self.round_number = fit_chart, None, None
             self.visited, self.marks, self.round_steps = set(), [], {}
-            self.fit_running, self.failed_this_fit = False, set()
+            self.fit_running, self.failed_this_fit, self.clocks = False, set(), {}
 
     # -- the master's events (loop thread: cheap) ---------------------------------------
 
@@ -92,7 +137,7 @@ class DashboardState:
             if fit and event.step == self.fit_chart.start:  # a new fit: new rounds and marks
                 self.fit_running = True
                 self.round_number, self.marks, self.round_steps = None, [], {}
-                self.failed_this_fit = set()
+                self.failed_this_fit, self.clocks = set(), {}
             elif fit and event.step == self.fit_chart.last:
                 self.fit_running = False
             if event.round_number is not None:
@@ -101,13 +146,20 @@ class DashboardState:
                     self._note_step(event)
             if "failed" in event.detail:
                 self._note_replies(event)
+            elif "staleness" in event.detail and "worker" in event.detail:  # SSP, ASP: H
+                self.clocks[event.detail["worker"]] = (
+                    event.round_number or 0,
+                    event.detail["staleness"],
+                )
 
     def _note_step(self, event: StepEvent) -> None:
-        """Keep the steps of the last rounds, for slow motion (under the lock)."""
+        """Keep the steps of the last rounds, for slow motion (under the lock). Under SSP and
+        ASP a slow worker's clocks come after faster workers' later ones: the oldest go."""
         steps = self.round_steps.get(event.round_number)
         if steps is None:
             steps = self.round_steps[event.round_number] = []
-            self.round_steps.pop(event.round_number - _ROUNDS_KEPT, None)
+            if len(self.round_steps) > _ROUNDS_KEPT:
+                del self.round_steps[min(self.round_steps)]
         steps.append((event.step, event.time))
 
     def _note_replies(self, event: StepEvent) -> None:
@@ -115,19 +167,22 @@ class DashboardState:
         for name, reason in event.detail["failed"].items():
             if name not in self.failed_this_fit:
                 self.failed_this_fit.add(name)
-                self._mark(f"{name} failed", "#d62728")
+                self._mark(f"{name} failed", _RED)
             if self.states.get(name) is not WorkerState.FAILED:
                 self.failures[name] = Failure(reason, event.round_number)
                 self.states[name] = WorkerState.FAILED
                 self.changes += 1
         for name in event.detail["answered"]:
+            failure = self.failures.get(name)
+            if failure is not None and failure.on_purpose:
+                continue  # an answer sent before the kill: only a restart brings it back
             if self.states.get(name) in (WorkerState.FAILED, WorkerState.STOPPED, None):
                 self.states[name] = WorkerState.SLOW if self.delays.get(name) else WorkerState.UP
                 self.failures.pop(name, None)
                 self.changes += 1
                 if name in self.failed_this_fit:
                     self.failed_this_fit.discard(name)
-                    self._mark(f"{name} back", "#2ca02c")
+                    self._mark(f"{name} back", _GREEN)
 
     def _mark(self, text: str, color: str) -> None:
         """A mark on the loss chart at the current round (under the lock)."""
@@ -137,25 +192,91 @@ class DashboardState:
     # -- what a fault call did (any thread) ----------------------------------------------
 
     def on_fault(
-        self, name: str, state: WorkerState, fault: WorkerFault | None, delay: float
+        self,
+        name: str,
+        state: WorkerState,
+        fault: WorkerFault | None,
+        delay: float,
+        change: Change = Change(),
     ) -> None:
-        """A kill, pause, slow or restart, from a button or a cell."""
+        """A kill, pause, slow, restart or network change from a button or a cell, a verdict
+        of the heartbeats, or a worker joining or leaving."""
         with self.lock:
-            was = self.states.get(name)
-            self.states[name], self.delays[name] = state, delay
             self.changes += 1
-            if fault is not None and state is WorkerState.FAILED:
-                self.failures[name] = Failure(fault.value, self.round_number)
-                self.failed_this_fit.add(name)
-                self._mark(f"{name} {fault.value}", "#d62728")
-            elif state is not WorkerState.FAILED:
+            if change.left:
+                self._forget(name)
+                self._mark(f"{name} removed", _GREY)
+                return
+            was, network_was = self.states.get(name), self.networks.get(name, "")
+            self.states[name], self.delays[name] = state, delay
+            if change.network:
+                self.networks[name] = change.network
+            else:
+                self.networks.pop(name, None)
+            if change.joined:
                 self.failures.pop(name, None)
-                if was is WorkerState.FAILED:
-                    self.failed_this_fit.discard(name)
-                    self._mark(f"{name} back", "#2ca02c")
-                elif fault is None and state is not was:
-                    text = f"{name} +{delay * 1000:g} ms" if delay else f"{name} normal speed"
-                    self._mark(text, "#ff7f0e")
+                self._mark(f"{name} joined", _BLUE)
+            elif state is WorkerState.FAILED:
+                self._note_failure(name, fault, was, change)
+            else:
+                self.failures.pop(name, None)
+                self._note_recovery(name, state, fault, was, delay)
+            if change.network != network_was and state is not WorkerState.FAILED:
+                self._mark(f"{name} network {change.network or 'normal'}", _ORANGE)
+
+    def _note_failure(
+        self, name: str, fault: WorkerFault | None, was: WorkerState | None, change: Change
+    ) -> None:
+        """Why it failed: a kill, disconnect or partition says what it did; otherwise (no
+        fault, or a pause, which leaves a worker slow) the heartbeats gave up on it (under
+        the lock)."""
+        if fault is not None and fault is not WorkerFault.PAUSED:
+            self.failures[name] = Failure(fault.value, self.round_number, on_purpose=True)
+            self._mark(f"{name} {fault.value}", _RED)
+        elif was is not WorkerState.FAILED or self._failure_reason(name) in ("", _NO_HEALTH):
+            missed = f"missed {change.missed} heartbeat{'' if change.missed == 1 else 's'}"
+            at = change.since
+            when = f" (failed at {_clock(at, millis=True)})" if at is not None else ""
+            self.failures[name] = Failure(missed + when, self.round_number, at)
+            self._mark(f"{name} failed (heartbeat)", _RED)
+        self.failed_this_fit.add(name)
+
+    def _failure_reason(self, name: str) -> str:
+        failure = self.failures.get(name)
+        return failure.reason if failure is not None else ""
+
+    def _note_recovery(
+        self,
+        name: str,
+        state: WorkerState,
+        fault: WorkerFault | None,
+        was: WorkerState | None,
+        delay: float,
+    ) -> None:
+        """A mark for what changed in a worker that is not failed (under the lock). A worker
+        a fit gave up on and the heartbeats now suspect is still in doubt, not back."""
+        if state is WorkerState.SUSPECT:
+            if was is not state:
+                self._mark(f"{name} suspect", _PURPLE)
+        elif was is WorkerState.FAILED:
+            self.failed_this_fit.discard(name)
+            self._mark(f"{name} back", _GREEN)
+        elif was is WorkerState.SUSPECT:
+            self._mark(f"{name} answers again", _GREEN)
+        elif fault is None and state is not was:
+            words = f"+{delay * 1000:g} ms" if delay else "slow"
+            self._mark(f"{name} {words if state is WorkerState.SLOW else 'normal speed'}", _ORANGE)
+
+    def _forget(self, name: str) -> None:
+        """A worker left the cluster (under the lock)."""
+        for memory in (self.states, self.failures, self.delays, self.networks, self.clocks):
+            memory.pop(name, None)
+        self.failed_this_fit.discard(name)
+
+    def note_networks(self, networks: dict[str, str]) -> None:
+        """Each worker's emulated network in words, as the cluster holds it now (a probe)."""
+        with self.lock:
+            self.networks = {name: words for name, words in networks.items() if words}
 
     def is_slow(self, name: str) -> bool:
         """Slowed (by a button or a cell), or seen slow by a status probe."""
@@ -177,7 +298,7 @@ class DashboardState:
                 if state is not WorkerState.FAILED:
                     self.failures.pop(name, None)
                 elif name not in self.failures:
-                    self.failures[name] = Failure("no answer to GET /health", self.round_number)
+                    self.failures[name] = Failure(_NO_HEALTH, self.round_number)
                 if state is not WorkerState.SLOW:
                     self.delays.pop(name, None)
 
@@ -198,4 +319,6 @@ class DashboardState:
                 dict(self.failures),
                 dict(self.delays),
                 {r: list(steps) for r, steps in self.round_steps.items()},
+                dict(self.networks),
+                dict(self.clocks),
             )

@@ -21,6 +21,7 @@ from .state import Snapshot
 __all__ = [
     "flowchart_data",
     "loss_data",
+    "network_words",
     "round_time_data",
     "status_data",
     "timeline_data",
@@ -59,9 +60,11 @@ def status_data(
     *,
     mode: str,
     lab_closed: bool,
+    heartbeats: float | None = None,
 ) -> dict:
     """The status line: the master, its action, the round out of the most, rounds per
-    second, the workers' states, and whether it runs at full speed or in slow motion."""
+    second, the workers' states, whether it runs at full speed or in slow motion, and the
+    seconds between two heartbeats while the cluster sends them (``cluster.watch()``)."""
     machine = snapshot.latest.machine if snapshot.latest else master.flowcharts[0].machine
     fitting = snapshot.fit_running and not lab_closed
     rounds = snapshot.round_number if fitting else reader.n_records
@@ -82,6 +85,7 @@ def status_data(
         "fitting": fitting,
         "closed": lab_closed,
         "mode": mode,
+        "heartbeats": heartbeats,
     }
 
 
@@ -106,9 +110,17 @@ def round_time_data(reader: FitReader) -> dict:
     return {"rounds": rounds, "ms": times}
 
 
-def timeline_data(rounds: list[TimelineRound], names: list[str]) -> dict:
+def timeline_data(
+    rounds: list[TimelineRound],
+    names: list[str],
+    staleness: dict[tuple[str, int | None], int] | None = None,
+) -> dict:
     """The last rounds' calls as lanes (one per worker): each call ``[lane, start, end,
-    ok]`` in ms from its round's first send, each round at its place on a common axis."""
+    ok, staleness]`` in ms from its round's first send, each round at its place on a common
+    axis. ``staleness`` (SSP and ASP, by worker and clock: see
+    :meth:`~.reading.FitReader.staleness`) says how many clocks the weights the call was
+    computed on had missed; None elsewhere."""
+    staleness = staleness or {}
     lanes = list(names) + sorted({c.worker for r in rounds for c in r.calls} - set(names))
     lane = {name: i for i, name in enumerate(lanes)}
     offsets, total = side_by_side(rounds)
@@ -121,7 +133,13 @@ def timeline_data(rounds: list[TimelineRound], names: list[str]) -> dict:
                 "offset": round(offset, 3),
                 "barrier": round(r.barrier_ms, 3),
                 "calls": [
-                    [lane[c.worker], round(c.start_ms, 3), round(c.end_ms, 3), c.ok]
+                    [
+                        lane[c.worker],
+                        round(c.start_ms, 3),
+                        round(c.end_ms, 3),
+                        c.ok,
+                        staleness.get((c.worker, r.round_number)),
+                    ]
                     for c in r.calls
                 ],
             }
@@ -134,8 +152,10 @@ def workers_data(
     names: list[str], snapshot: Snapshot, reader: FitReader, latest: TimelineRound | None
 ) -> list[dict]:
     """One entry per worker for the cluster view: its state, a short failure reason (the
-    whole one for a tooltip), its delay, its latest latency and samples, the rounds it
-    answered, and whether it answered last in the latest round (the straggler)."""
+    whole one for a tooltip), its delay, its emulated network, its latest latency and
+    samples, the rounds it answered, whether it answered last in the latest round (the
+    straggler), and under SSP or ASP its latest clock and how many clocks it ran ahead of
+    the slowest (its staleness: None elsewhere)."""
     ended = {c.worker: c.end_ms for c in latest.calls if c.ok} if latest else {}
     last_to_answer = max(ended, key=ended.get) if len(ended) > 1 else None
     entries = []
@@ -143,6 +163,7 @@ def workers_data(
         state = snapshot.states.get(name)
         failure = snapshot.failures.get(name) if state is WorkerState.FAILED else None
         latency, samples = reader.last.get(name, (None, None))
+        clock, ahead = snapshot.clocks.get(name, (None, None))
         entries.append(
             {
                 "name": name,
@@ -155,6 +176,25 @@ def workers_data(
                 "samples": samples,
                 "answered": f"{reader.answered.get(name, 0)}/{reader.n_records}",
                 "last": name == last_to_answer,
+                "network": snapshot.networks.get(name, ""),
+                "clock": clock,
+                "ahead": ahead,
             }
         )
     return entries
+
+
+def network_words(settings: Any) -> str:
+    """A worker's emulated network (``cluster.emulated_networks()[name]``) in a few words:
+    ``"+20 ms, 100 Mbit/s, 5% drop"``; empty for a normal one. A partition is left out: the
+    worker shows failed, "partitioned"."""
+    if settings is None:
+        return ""
+    words = []
+    if getattr(settings, "latency_ms", 0):
+        words.append(f"+{settings.latency_ms:g} ms")
+    if getattr(settings, "bandwidth_mbps", None):
+        words.append(f"{settings.bandwidth_mbps:g} Mbit/s")
+    if getattr(settings, "drop", 0):
+        words.append(f"{settings.drop * 100:g}% drop")
+    return ", ".join(words)

@@ -218,13 +218,17 @@ function timelineChart(host, width, data) {
     }
     const barrier = x0 + r.barrier * perMs;
     svg("line", { x1: barrier, x2: barrier, y1: top - 4, y2: top + lanes.length * laneHeight, class: "cl-barrier" }, drawing);
-    for (const [lane, start, end, ok] of r.calls) {
+    for (const [lane, start, end, ok, stale] of r.calls) {
       const y = top + lane * laneHeight + 5;
       svg("rect", { x: x0 + end * perMs, y: y + 6, width: Math.max(0, (r.barrier - end) * perMs),
         height: laneHeight - 22, class: "cl-wait" }, drawing);
-      svg("rect", { x: x0 + start * perMs, y, width: Math.max(1.5, (end - start) * perMs),
+      const bar = svg("rect", { x: x0 + start * perMs, y, width: Math.max(1.5, (end - start) * perMs),
         height: laneHeight - 10, class: ok ? "cl-call" : "cl-call cl-call-failed",
         "data-worker": lanes[lane], "data-round": r.round, "data-ms": (end - start).toFixed(2) }, drawing);
+      const clock = r.round === null ? "" : ` round ${r.round}`;
+      const ahead = stale == null ? "" : ` · ahead by ${stale} clock${stale === 1 ? "" : "s"} (staleness ${stale})`;
+      svg("title", {}, bar, `${lanes[lane]}${clock}: ${(end - start).toFixed(1)} ms${ok ? "" : " (failed)"}${ahead}`);
+      if (stale != null) bar.dataset.staleness = String(stale);
       if (recent) { busy[lane] += end - start; calls[lane] += 1; }
     }
   });

@@ -46,6 +46,7 @@ CSS = r"""
   border-radius: 6px; background: #fff; padding: 3px 8px; overflow: hidden; white-space: nowrap; }
 .chimera-live .cl-worker > div { overflow: hidden; text-overflow: ellipsis; }
 .chimera-live .cl-worker[data-state="slow"] { background: #fff3d6; border-color: #d99a00; }
+.chimera-live .cl-worker[data-state="suspect"] { background: #efe4f7; border-color: #9467bd; border-style: dashed; }
 .chimera-live .cl-worker[data-state="failed"] { background: #fde2e2; border-color: #d62728; color: #6b1111; }
 .chimera-live .cl-worker[data-state="stopped"] { background: #eeeeee; color: #555; }
 .chimera-live .cl-worker[data-last="true"] { border: 2.5px solid #ff7f0e; }
@@ -56,9 +57,12 @@ CSS = r"""
 .chimera-live .cl-cross { stroke: #d62728; stroke-width: 3; }
 .chimera-live .cl-chip { font-size: 14px; padding: 0 6px; border-radius: 8px; background: #e3f2e3; }
 .chimera-live .cl-chip[data-state="slow"] { background: #ffe1a8; }
+.chimera-live .cl-chip[data-state="suspect"] { background: #d9c2ec; }
 .chimera-live .cl-chip[data-state="failed"] { background: #f7b4b4; }
 .chimera-live .cl-chip[data-state="stopped"], .chimera-live .cl-chip[data-state="unknown"] { background: #ddd; }
 .chimera-live .cl-delay { color: #9a5b00; font-weight: 600; }
+.chimera-live .cl-network { color: #1f5f99; font-weight: 600; }
+.chimera-live .cl-ahead { color: #6a3d9a; }
 .chimera-live .cl-dim { fill: #666; color: #666; }
 .chimera-live .cl-charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(330px, 1fr));
   gap: 6px 18px; margin-top: 12px; }

@@ -89,12 +89,16 @@ function showWorkers(view, workers) {
     box.dataset.last = String(w.last);
     box.title = w.why ? `${w.name}: ${w.why}` : `${w.name}: ${w.state}`;
     const delay = w.delay_ms ? ` <span class="cl-delay">+${w.delay_ms} ms</span>` : "";
+    const network = w.network ? ` <span class="cl-network" title="emulated network">${w.network}</span>` : "";
     box.querySelector(".cl-line1").innerHTML =
-      `<b>${w.name}</b> <span class="cl-chip" data-state="${w.state}">${w.state}</span>${delay}`;
+      `<b>${w.name}</b> <span class="cl-chip" data-state="${w.state}">${w.state}</span>${delay}${network}`;
+    box.dataset.network = w.network || "";
     const latency = w.round_ms ?? w.latency_ms;
+    const ahead = w.ahead == null ? "" : `clock ${w.clock}, ahead by ${w.ahead}`;  // SSP, ASP
     box.querySelector(".cl-line2").textContent = w.short ||
-      [latency == null ? "" : `${number(latency)} ms`, `${w.answered} rounds`, w.last ? "answered last" : ""]
+      [latency == null ? "" : `${number(latency)} ms`, `${w.answered} rounds`, ahead, w.last ? "answered last" : ""]
         .filter(Boolean).join(" · ");
+    box.dataset.ahead = w.ahead == null ? "" : String(w.ahead);
     link.dataset.state = w.state === "failed" ? "failed" : w.last ? "last" : "idle";
   }
 }
@@ -117,7 +121,8 @@ function statusLine(host, s) {
   const speed = s.rounds_per_s == null ? ""
     : ` · <span class="cl-num" style="min-width:3ch">${number(s.rounds_per_s)}</span> rounds/s`;
   const state = s.closed ? " · <span class='cl-closed'>lab closed: controls off</span>" : s.fitting ? " · fitting" : "";
-  host.innerHTML = `<b>${s.role}</b> · ${s.action}${round}${speed} · ${s.n_workers} workers (${s.workers}) · ${s.mode}${state}`;
+  const beats = s.heartbeats ? ` · heartbeats every ${number(s.heartbeats)} s` : "";
+  host.innerHTML = `<b>${s.role}</b> · ${s.action}${round}${speed} · ${s.n_workers} workers (${s.workers})${beats} · ${s.mode}${state}`;
   Object.assign(host.dataset, { round: s.round, fitting: s.fitting, closed: s.closed, mode: s.mode });
 }
 
