@@ -13,7 +13,6 @@ from sklearn.tree import DecisionTreeRegressor
 from chimera_nb import (
     AggregationMaster,
     Lab,
-    LocalCluster,
     ParameterServerMaster,
     RegressionWorker,
     SGDWorker,
@@ -522,19 +521,6 @@ def test_network_words_say_the_emulated_network_in_a_few_words():
     )
 
 
-@pytest.mark.skipif(
-    hasattr(LocalCluster, "emulate_network"), reason="this cluster emulates networks"
-)
-def test_the_network_buttons_are_off_and_say_why_on_a_cluster_without_network_emulation(
-    dashboard,
-):
-    # Assert
-    for button in (dashboard.latency_button, dashboard.partition_button, dashboard.heal_button):
-        assert button.disabled
-        assert "does not emulate networks" in button.tooltip
-
-
-@pytest.mark.skipif(not hasattr(LocalCluster, "emulate_network"), reason="needs network emulation")
 def test_latency_partition_and_heal_buttons_show_on_the_worker_and_the_loss_marks(lab, dashboard):
     # Prepare
     start_long_fit(lab, dashboard)

@@ -7,9 +7,8 @@ switches are; a restart waits for the worker to come up, so it runs in a thread.
 changes on a worker reaches the view through the cluster's fault listener (the same path as a
 call from a cell), so the buttons write no state of their own. Errors go to the message area,
 newest first, never up into the notebook. Clicks queue while a cell blocks, so the Fit button
-starts a background fit (``master.fit(cluster, wait=False)``). The network buttons need a
-cluster that emulates networks (``cluster.emulate_network``, ``partition`` and ``heal``);
-elsewhere they are off, and their tooltip says why.
+starts a background fit (``master.fit(cluster, wait=False)``). The network buttons call the
+cluster's network emulation (``cluster.network``, ``partition`` and ``heal``).
 """
 
 from __future__ import annotations
@@ -83,10 +82,6 @@ class Controls:
         )
         self.partition_button = self._button("Partition", "chimera-partition", "104px")
         self.heal_button = self._button("Heal", "chimera-heal", "76px")
-        if not self._emulates_networks:
-            for button in (self.latency_button, self.partition_button, self.heal_button):
-                button.disabled = True
-                button.tooltip = "this cluster does not emulate networks (cluster.emulate_network)"
         self.fit_button = self._button("Fit", "chimera-fit", "76px", icon="play")
         self.stop_button = self._button("Stop fit", "chimera-stop", "110px", icon="stop")
         self.slow_motion_button = self._button("Slow motion", "chimera-slow-motion", "136px")
@@ -264,18 +259,13 @@ class Controls:
             "Normal latency" if latency else f"+{_LATENCY_MS:g} ms latency"
         )
 
-    # -- the emulated network (clusters with cluster.emulate_network) --------------------------
-
-    @property
-    def _emulates_networks(self) -> bool:
-        methods = ("emulate_network", "emulated_networks", "partition", "heal")
-        return all(callable(getattr(self.lab.cluster, m, None)) for m in methods)
+    # -- the emulated network (cluster.network, partition, heal) ---------------------------
 
     def _network_of(self, name: str) -> Any:
         """The worker's emulated network settings (None: a normal network)."""
-        if not self._emulates_networks or not name:
+        if not name:
             return None
-        return self.lab.cluster.emulated_networks().get(name)
+        return self.lab.cluster.networks().get(name)
 
     def latency(self, _button: Any = None) -> None:
         """Add 20 ms to the chosen worker's round trips, or take them off again (its bandwidth
@@ -284,7 +274,7 @@ class Controls:
         with self._reporting(f"Latency of {name}"):
             current = self._network_of(name)
             latency_ms = 0.0 if getattr(current, "latency_ms", 0) else _LATENCY_MS
-            self.lab.cluster.emulate_network(
+            self.lab.cluster.network(
                 name,
                 latency_ms=latency_ms,
                 bandwidth_mbps=getattr(current, "bandwidth_mbps", None),
@@ -306,7 +296,7 @@ class Controls:
 
     def heal(self, _button: Any = None) -> None:
         with self._reporting("Heal"):
-            cut = [n for n, s in self.lab.cluster.emulated_networks().items() if s.partitioned]
+            cut = [n for n, s in self.lab.cluster.networks().items() if s.partitioned]
             self.lab.cluster.heal()
             self.say(f"healed: {', '.join(cut)} answer again" if cut else "no partition to heal")
 

@@ -334,9 +334,8 @@ class Dashboard:
         self.state.on_fault(name, state, fault, delay, change)
 
     def _network(self, name: str) -> str:
-        """A worker's emulated network in words (on clusters that emulate networks)."""
-        networks = getattr(self.lab.cluster, "emulated_networks", None)
-        return network_words(networks().get(name)) if callable(networks) else ""
+        """A worker's emulated network in words (empty: a normal network)."""
+        return network_words(self.lab.cluster.networks().get(name))
 
     # -- what a notebook and a test read --------------------------------------------------
 

@@ -70,7 +70,7 @@ class Change:
     """What a fault listener's call means beyond the worker's new state, as the dashboard
     read it from the cluster: whether the worker just joined or left the cluster, since when
     it is in its state and how many heartbeats it missed (``cluster.membership()``), and its
-    emulated network in words (``cluster.emulated_networks()``; empty: a normal network)."""
+    emulated network in words (``cluster.networks()``; empty: a normal network)."""
 
     joined: bool = False
     left: bool = False

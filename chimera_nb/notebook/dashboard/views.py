@@ -185,7 +185,7 @@ def workers_data(
 
 
 def network_words(settings: Any) -> str:
-    """A worker's emulated network (``cluster.emulated_networks()[name]``) in a few words:
+    """A worker's emulated network (``cluster.networks()[name]``) in a few words:
     ``"+20 ms, 100 Mbit/s, 5% drop"``; empty for a normal one. A partition is left out: the
     worker shows failed, "partitioned"."""
     if settings is None:
