@@ -34,10 +34,22 @@ from ._exceptions import (
 if TYPE_CHECKING:
     from .cluster import AttachedCluster, DockerCluster, LocalCluster, SwarmCluster, WorkerState
     from .logs import read_time_log
-    from .masters import AggregationMaster, EventBus, ParameterServerMaster, StepEvent
+    from .masters import (
+        AggregationMaster,
+        EventBus,
+        ParameterServerMaster,
+        ShardedParameterServerMaster,
+        StepEvent,
+    )
     from .notebook import Lab
     from .seed import ChimeraSettings, load_settings, run
-    from .workers import ClassificationWorker, RegressionWorker, SGDWorker
+    from .workers import (
+        ClassificationWorker,
+        ParameterShard,
+        RegressionWorker,
+        SGDWorker,
+        ShardedSGDWorker,
+    )
 
 from ._version import __version__  # noqa: F401 - the package's version, chimera_nb.__version__
 
@@ -59,9 +71,12 @@ __all__ = [
     "LocalCluster",
     "NotFittedError",
     "ParameterServerMaster",
+    "ParameterShard",
     "QuorumError",
     "RegressionWorker",
     "SGDWorker",
+    "ShardedParameterServerMaster",
+    "ShardedSGDWorker",
     "StepEvent",
     "SwarmCluster",
     "WorkerError",
@@ -83,8 +98,11 @@ _LAZY = {
     "Lab": ".notebook",
     "LocalCluster": ".cluster",
     "ParameterServerMaster": ".masters",
+    "ParameterShard": ".workers",
     "RegressionWorker": ".workers",
     "SGDWorker": ".workers",
+    "ShardedParameterServerMaster": ".masters",
+    "ShardedSGDWorker": ".workers",
     "StepEvent": ".masters",
     "SwarmCluster": ".cluster",
     "WorkerState": ".cluster",

@@ -16,6 +16,7 @@ from .combiners import (
 )
 from .consistency import ASP, BSP, SSP, Consistency, make_consistency, staleness_aware
 from .gradient_descent import GradientDescentResult, gradient_descent, update_step
+from .hashing import BIAS_BLOCK, HashRing, Move, ParameterBlocks, stable_hash
 from .linear import decision_function, loss_for, n_outputs, predict_proba
 from .losses import LossAndGradient, l2_penalty, logistic_loss, softmax_loss, squared_loss
 from .preprocessing import ColumnStatistics, Standardizer
@@ -25,6 +26,7 @@ from .sharding import contiguous_shards, hash_shards, random_shards, range_shard
 
 __all__ = [
     "ASP",
+    "BIAS_BLOCK",
     "BSP",
     "SSP",
     "Consistency",
@@ -35,11 +37,14 @@ __all__ = [
     "Gradient",
     "GradientAggregator",
     "GradientDescentResult",
+    "HashRing",
     "InverseScaling",
     "LearningRateSchedule",
     "LossAndGradient",
     "MeanPrediction",
     "MemberPrediction",
+    "Move",
+    "ParameterBlocks",
     "PredictionCombiner",
     "RoundPolicy",
     "ShardGradient",
@@ -66,6 +71,7 @@ __all__ = [
     "split",
     "staleness_aware",
     "squared_loss",
+    "stable_hash",
     "union_of_classes",
     "update_step",
     "weighted_mean",

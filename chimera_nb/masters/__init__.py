@@ -1,6 +1,8 @@
 """The masters: coordinators that drive workers round by round over REST.
 
 * :class:`ParameterServerMaster`: distributed gradient descent (data parallelism);
+* :class:`ShardedParameterServerMaster`: the same, with the weights on parameter shards
+  placed by consistent hashing;
 * :class:`AggregationMaster`: distributed bagging (an ensemble; the seed's "model" and
   "hybrid" parallelism).
 
@@ -29,6 +31,7 @@ from .pacing import Pacer
 from .parameter_server import PARAMETER_SERVER_FIT, ParameterServerMaster
 from .parameter_server_charts import PARAMETER_SERVER_FIT_ASP, PARAMETER_SERVER_FIT_SSP
 from .running import FitHandle, FitStarts, fit_starts
+from .sharded_server import SHARDED_FIT, ShardedParameterServerMaster
 
 __all__ = [
     "AppliedUpdate",
@@ -39,6 +42,7 @@ __all__ = [
     "AGGREGATION_PREDICT",
     "PARAMETER_SERVER_FIT",
     "PARAMETER_SERVER_PREDICT",
+    "SHARDED_FIT",
     "AggregationMaster",
     "Broadcast",
     "Checkpoint",
@@ -58,6 +62,7 @@ __all__ = [
     "Quorum",
     "RoundRecord",
     "SharedClient",
+    "ShardedParameterServerMaster",
     "StepEvent",
     "WorkerClient",
     "chain",

@@ -42,3 +42,19 @@ DATA = frozenset(
     for path in (AGGREGATION_PREDICT, PARAMETER_SERVER_PREDICT, MODEL_PREDICT, SGD_FIT_STEP)
     for name in (path, OLDER[path])
 )
+
+# -- Sharded parameter servers (issue 12): parameter shards, and the SGD worker's side --------
+# A parameter shard holds some blocks of the weights (placed by a hash ring); workers pull
+# weights from it and push gradient slices to it, the master tells it to aggregate and apply.
+SHARDED_PARAMETER_SERVER_FIT = "/v1/chimera/sharded-parameter-server/fit"
+SHARDED_PARAMETER_SERVER_PREDICT = "/v1/chimera/sharded-parameter-server/predict"
+SHARD_BLOCKS = "/v1/chimera/shard/blocks"  # POST a frame of blocks: hold (or overwrite) them
+SHARD_PULL = "/v1/chimera/shard/pull"  # POST {"blocks": [...] or null}: a frame of them
+SHARD_DROP = "/v1/chimera/shard/drop"  # POST {"blocks": [...]}: forget them (they moved)
+SHARD_PUSH = "/v1/chimera/shard/push"  # POST a frame: one worker's gradient slices of a round
+SHARD_PROPOSE = "/v1/chimera/shard/propose"  # POST: weighted mean of a round's slices, a step
+SHARD_COMMIT = "/v1/chimera/shard/commit"  # POST: take the proposed step
+SGD_SHARDED_PLAN = "/v1/chimera/sgd/sharded-plan"  # POST: where each block lives, the units
+SGD_SHARDED_STEP = "/v1/chimera/sgd/sharded-step"  # POST: pull, compute, push one round
+
+DATA = DATA | {SHARDED_PARAMETER_SERVER_PREDICT, SHARD_BLOCKS, SHARD_PUSH, SGD_SHARDED_PLAN}

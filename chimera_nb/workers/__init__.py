@@ -2,13 +2,24 @@
 
 * :class:`SGDWorker` computes gradients for a parameter server (data parallelism);
 * :class:`RegressionWorker` and :class:`ClassificationWorker` fit a scikit-learn estimator
-  for bagging (model and hybrid parallelism).
+  for bagging (model and hybrid parallelism);
+* :class:`ParameterShard` holds some blocks of the weights, and :class:`ShardedSGDWorker`
+  pulls from and pushes to the shards (sharded parameter servers).
 
 Any of them serves with ``worker.serve()``, as in the seed.
 """
 
 from .bagging import ClassificationWorker, RegressionWorker
 from .base import Worker
+from .parameter_shard import ParameterShard
 from .sgd import SGDWorker
+from .sharded_sgd import ShardedSGDWorker
 
-__all__ = ["ClassificationWorker", "RegressionWorker", "SGDWorker", "Worker"]
+__all__ = [
+    "ClassificationWorker",
+    "ParameterShard",
+    "RegressionWorker",
+    "SGDWorker",
+    "ShardedSGDWorker",
+    "Worker",
+]
