@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .masters import AggregationMaster, EventBus, ParameterServerMaster, StepEvent
     from .notebook import Lab
     from .seed import ChimeraSettings, load_settings, run
-    from .workers import ClassificationWorker, RegressionWorker, SGDWorker
+    from .workers import ClassificationWorker, RegressionWorker, RingWorker, SGDWorker
 
 from ._version import __version__  # noqa: F401 - the package's version, chimera_nb.__version__
 
@@ -61,6 +61,7 @@ __all__ = [
     "ParameterServerMaster",
     "QuorumError",
     "RegressionWorker",
+    "RingWorker",
     "SGDWorker",
     "StepEvent",
     "SwarmCluster",
@@ -84,6 +85,7 @@ _LAZY = {
     "LocalCluster": ".cluster",
     "ParameterServerMaster": ".masters",
     "RegressionWorker": ".workers",
+    "RingWorker": ".workers",
     "SGDWorker": ".workers",
     "StepEvent": ".masters",
     "SwarmCluster": ".cluster",

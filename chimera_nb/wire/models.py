@@ -20,6 +20,7 @@ from typing import Annotated, Literal, Union
 import numpy as np
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, model_validator
 
+from ..spans import Span
 from .encoding import BodyError
 
 __all__ = [
@@ -33,8 +34,13 @@ __all__ = [
     "ModelFitRequest",
     "ModelFitResponse",
     "NetworkRequest",
+    "PeerSpan",
     "PredictRequest",
     "PredictResponse",
+    "RingChunkMeta",
+    "RingRoundRequest",
+    "RingRoundResponse",
+    "RingSetupRequest",
     "StatisticsResponse",
 ]
 
@@ -255,3 +261,100 @@ class FitResponse(BaseModel):
     n_rounds: int | None = None
     converged: bool | None = None
     loss: float | None = None
+
+
+# -- ring all-reduce (issue 12) ---------------------------------------------------------------
+
+
+class RingSetupRequest(_Body):
+    """A worker's place in the ring and everything its replica of the model needs: the
+    global standardization (from the master's statistics), the starting weights (standardized
+    units, flattened row-major as a fit-step's) and how to step."""
+
+    position: Annotated[int, Strict(), Field(ge=0)]
+    n_workers: Annotated[int, Strict(), Field(ge=1)]
+    left: str = Field(min_length=1)
+    right: str = Field(min_length=1)
+    right_url: str = Field(min_length=1)
+    feature_mean: list[Number]
+    feature_scale: list[Annotated[Number, Field(gt=0.0)]]
+    target_mean: Number = 0.0
+    target_scale: Annotated[Number, Field(gt=0.0)] = 1.0
+    weights: list[Number]
+    bias: list[Number] = Field(min_length=1)
+    classes: list[Label] | None = None
+    learning_rate: Annotated[Number, Field(gt=0.0)]
+    learning_rate_schedule: Literal["constant", "invscaling"] = "constant"
+    power_t: Annotated[Number, Field(ge=0.0)] = 0.25
+    alpha: Annotated[Number, Field(ge=0.0)] = 0.0
+    tol: Annotated[Number, Field(ge=0.0)] = 0.0
+    timeout: Annotated[Number, Field(gt=0.0)] = 10.0  # s to wait for a neighbour
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RingSetupRequest:
+        if self.position >= self.n_workers:
+            raise ValueError(f"position {self.position} is not in a ring of {self.n_workers}")
+        if len(self.feature_scale) != len(self.feature_mean):
+            raise ValueError("feature_scale and feature_mean need one number per feature each")
+        if len(self.weights) != len(self.bias) * len(self.feature_mean):
+            raise ValueError(
+                f"weights has {len(self.weights)} values; len(bias) * features = "
+                f"{len(self.bias) * len(self.feature_mean)} expected"
+            )
+        return self
+
+
+class RingRoundRequest(_Body):
+    """Start a round: compute, all-reduce, and (``take_step``) step unless below ``tol``."""
+
+    round_number: Annotated[int, Strict(), Field(ge=1)]
+    take_step: Annotated[bool, Strict()] = True
+
+
+class RingChunkMeta(_Body):
+    """The ``X-Chimera-Meta`` of a chunk a worker sends its right neighbour: which round,
+    phase, step and chunk it is, and who sent it (the body: the chunk's float64 numbers)."""
+
+    round_number: Annotated[int, Strict(), Field(ge=1)]
+    phase: Literal["reduce-scatter", "all-gather"]
+    step: Annotated[int, Strict(), Field(ge=0)]
+    index: Annotated[int, Strict(), Field(ge=0)]
+    sender: str = Field(min_length=1)
+
+
+class PeerSpan(BaseModel):
+    """A :class:`~chimera_nb.spans.Span` of a worker-to-worker call, as it travels to the
+    master in a round's reply."""
+
+    worker: str
+    endpoint: str
+    start: float
+    end: float
+    status: str
+    round_number: int | None = None
+    attempt: int = 1
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    peer: str | None = None
+    worker_url: str = ""
+
+    @classmethod
+    def of(cls, span: Span) -> PeerSpan:
+        return cls(**{name: getattr(span, name) for name in cls.model_fields})
+
+    def span(self) -> Span:
+        return Span(**self.model_dump())
+
+
+class RingRoundResponse(BaseModel):
+    """A worker's round: its shard's loss (standardized, times ``n_samples``, so the master
+    can weight it), the step its replica took, and the spans of its calls to its neighbour."""
+
+    round_number: int
+    n_samples: int
+    loss_sum: float
+    penalty: float
+    learning_rate: float
+    update_norm: float
+    stepped: bool
+    spans: list[PeerSpan]

@@ -42,3 +42,15 @@ DATA = frozenset(
     for path in (AGGREGATION_PREDICT, PARAMETER_SERVER_PREDICT, MODEL_PREDICT, SGD_FIT_STEP)
     for name in (path, OLDER[path])
 )
+
+# -- Ring all-reduce (issue 12, not in the seed) ----------------------------------------------
+# The master hands each worker its place in the ring, then only starts rounds; the workers
+# pass gradient chunks to their right neighbour (chunk), and give the master their replica
+# of the weights at the end (weights).
+RING_ALLREDUCE_FIT = "/v1/chimera/ring-allreduce/fit"
+RING_ALLREDUCE_PREDICT = "/v1/chimera/ring-allreduce/predict"
+RING_SETUP = "/v1/chimera/ring/setup"
+RING_ROUND = "/v1/chimera/ring/round"
+RING_CHUNK = "/v1/chimera/ring/chunk"
+RING_WEIGHTS = "/v1/chimera/ring/weights"
+DATA = DATA | {RING_SETUP, RING_CHUNK}  # weights and chunks: as large as the model

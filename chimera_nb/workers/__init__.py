@@ -1,6 +1,8 @@
 """The workers: FastAPI apps that hold a shard of the data and answer a master.
 
 * :class:`SGDWorker` computes gradients for a parameter server (data parallelism);
+* :class:`RingWorker` keeps a replica and averages gradients with its ring neighbours
+  (ring all-reduce, no server in the middle);
 * :class:`RegressionWorker` and :class:`ClassificationWorker` fit a scikit-learn estimator
   for bagging (model and hybrid parallelism).
 
@@ -9,6 +11,7 @@ Any of them serves with ``worker.serve()``, as in the seed.
 
 from .bagging import ClassificationWorker, RegressionWorker
 from .base import Worker
+from .ring import RingWorker
 from .sgd import SGDWorker
 
-__all__ = ["ClassificationWorker", "RegressionWorker", "SGDWorker", "Worker"]
+__all__ = ["ClassificationWorker", "RegressionWorker", "RingWorker", "SGDWorker", "Worker"]
