@@ -34,7 +34,13 @@ from ._exceptions import (
 if TYPE_CHECKING:
     from .cluster import AttachedCluster, DockerCluster, LocalCluster, SwarmCluster, WorkerState
     from .logs import read_time_log
-    from .masters import AggregationMaster, EventBus, ParameterServerMaster, StepEvent
+    from .masters import (
+        AggregationMaster,
+        EventBus,
+        ParameterServerMaster,
+        RingAllReduceMaster,
+        StepEvent,
+    )
     from .notebook import Lab
     from .seed import ChimeraSettings, load_settings, run
     from .workers import ClassificationWorker, RegressionWorker, RingWorker, SGDWorker
@@ -61,6 +67,7 @@ __all__ = [
     "ParameterServerMaster",
     "QuorumError",
     "RegressionWorker",
+    "RingAllReduceMaster",
     "RingWorker",
     "SGDWorker",
     "StepEvent",
@@ -85,6 +92,7 @@ _LAZY = {
     "LocalCluster": ".cluster",
     "ParameterServerMaster": ".masters",
     "RegressionWorker": ".workers",
+    "RingAllReduceMaster": ".masters",
     "RingWorker": ".workers",
     "SGDWorker": ".workers",
     "StepEvent": ".masters",

@@ -1,6 +1,8 @@
 """The masters: coordinators that drive workers round by round over REST.
 
 * :class:`ParameterServerMaster`: distributed gradient descent (data parallelism);
+* :class:`RingAllReduceMaster`: the same, with the workers averaging gradients around a
+  ring (no parameter server);
 * :class:`AggregationMaster`: distributed bagging (an ensemble; the seed's "model" and
   "hybrid" parallelism).
 
@@ -28,6 +30,7 @@ from .linear_model import PARAMETER_SERVER_PREDICT
 from .pacing import Pacer
 from .parameter_server import PARAMETER_SERVER_FIT, ParameterServerMaster
 from .parameter_server_charts import PARAMETER_SERVER_FIT_ASP, PARAMETER_SERVER_FIT_SSP
+from .ring_allreduce import RING_ALLREDUCE_FIT, RingAllReduceMaster
 from .running import FitHandle, FitStarts, fit_starts
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "AGGREGATION_PREDICT",
     "PARAMETER_SERVER_FIT",
     "PARAMETER_SERVER_PREDICT",
+    "RING_ALLREDUCE_FIT",
     "AggregationMaster",
     "Broadcast",
     "Checkpoint",
@@ -56,6 +60,7 @@ __all__ = [
     "ParameterServerMaster",
     "PendingBroadcast",
     "Quorum",
+    "RingAllReduceMaster",
     "RoundRecord",
     "SharedClient",
     "StepEvent",
