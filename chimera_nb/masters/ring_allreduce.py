@@ -13,6 +13,7 @@ it publishes them when the replies report them (with the spans of the workers' c
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -226,6 +227,7 @@ class RingAllReduceMaster(FittedLinearModel, Master):
             self.model_type, sample.X_train_sample_columns, statistics.results
         )
         self.ring_ = names
+        self._fit_id = uuid.uuid4().hex  # workers refuse a late chunk of an earlier fit
         setups = {name: self._setup_for(client, position) for position, name in enumerate(names)}
         outcome = await client.broadcast(client.ring_setup, setups).wait()
         self._check_quorum(outcome, len(names), "the ring setup")
@@ -236,6 +238,7 @@ class RingAllReduceMaster(FittedLinearModel, Master):
         right = ring[(position + 1) % len(ring)]
         standardizer = model.standardizer
         return RingSetupRequest(
+            fit_id=self._fit_id,
             position=position,
             n_workers=len(ring),
             left=ring[position - 1],

@@ -269,8 +269,10 @@ class FitResponse(BaseModel):
 class RingSetupRequest(_Body):
     """A worker's place in the ring and everything its replica of the model needs: the
     global standardization (from the master's statistics), the starting weights (standardized
-    units, flattened row-major as a fit-step's) and how to step."""
+    units, flattened row-major as a fit-step's) and how to step. ``fit_id`` names the fit:
+    chunks of an earlier fit that arrive late are refused."""
 
+    fit_id: str = Field(min_length=1, max_length=64)
     position: Annotated[int, Strict(), Field(ge=0)]
     n_workers: Annotated[int, Strict(), Field(ge=1)]
     left: str = Field(min_length=1)
@@ -315,6 +317,7 @@ class RingChunkMeta(_Body):
     """The ``X-Chimera-Meta`` of a chunk a worker sends its right neighbour: which round,
     phase, step and chunk it is, and who sent it (the body: the chunk's float64 numbers)."""
 
+    fit_id: str = Field(min_length=1, max_length=64)
     round_number: Annotated[int, Strict(), Field(ge=1)]
     phase: Literal["reduce-scatter", "all-gather"]
     step: Annotated[int, Strict(), Field(ge=0)]

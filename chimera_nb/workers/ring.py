@@ -131,7 +131,8 @@ class RingWorker(SGDWorker):
             bias_gradient,
             learning_rate,
         )
-        stepped = request.take_step and norm >= ring.tol
+        # a round of an earlier fit that ended late must not step the new fit's replica
+        stepped = request.take_step and norm >= ring.tol and self.ring_ is ring
         if stepped:
             self.weights_, self.bias_ = weights, bias
             self.rounds_ += 1
@@ -159,6 +160,7 @@ class RingWorker(SGDWorker):
         async with self._link.session(ring.timeout) as session:
             for step in ring_steps(ring.position, ring.n_workers):
                 meta = RingChunkMeta(
+                    fit_id=ring.fit_id,
                     round_number=round_number,
                     phase=step.phase.value,
                     step=step.step,
@@ -214,6 +216,10 @@ class RingWorker(SGDWorker):
     def _queue_chunk(self, meta: RingChunkMeta, chunk: np.ndarray) -> None:
         """A chunk from the left neighbour: checked, then queued for the round that waits."""
         ring = self._require_ring()
+        if meta.fit_id != ring.fit_id:
+            raise HTTPException(
+                409, f"a chunk of fit {meta.fit_id} came late: {self.name_} is in fit {ring.fit_id}"
+            )
         if meta.index >= ring.n_workers:
             raise BodyError("index", f"is {meta.index}, but the ring has {ring.n_workers} chunks")
         expected = self._slices[meta.index].stop - self._slices[meta.index].start

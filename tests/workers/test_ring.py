@@ -19,6 +19,7 @@ Y = X @ [1.0, -2.0, 0.5] + 3.0
 def setup_body(url: str, **changes) -> dict:
     """A ring of one: the worker is its own right neighbour; identity standardization."""
     body = {
+        "fit_id": "test",
         "position": 0,
         "n_workers": 1,
         "left": "solo",
@@ -46,7 +47,14 @@ def test_a_chunk_before_any_setup_is_refused_saying_to_set_up_first():
         url = cluster.endpoints["fresh"]
         body, headers = encode_frame(
             [np.ones(2)],
-            {"round_number": 1, "phase": "reduce-scatter", "step": 0, "index": 0, "sender": "x"},
+            {
+                "fit_id": "test",
+                "round_number": 1,
+                "phase": "reduce-scatter",
+                "step": 0,
+                "index": 0,
+                "sender": "x",
+            },
         )
         # Execute
         chunk = httpx.post(url + paths.RING_CHUNK, content=body, headers=headers)
@@ -96,10 +104,38 @@ def test_a_chunk_with_a_bad_label_gets_422_naming_the_field(solo):
     httpx.post(solo + paths.RING_SETUP, json=setup_body(solo)).raise_for_status()
     body, headers = encode_frame(
         [np.ones(2)],
-        {"round_number": 1, "phase": "sideways", "step": 0, "index": 0, "sender": "x"},
+        {
+            "fit_id": "test",
+            "round_number": 1,
+            "phase": "sideways",
+            "step": 0,
+            "index": 0,
+            "sender": "x",
+        },
     )
     # Execute
     response = httpx.post(solo + paths.RING_CHUNK, content=body, headers=headers)
     # Assert
     assert response.status_code == 422
     assert "phase" in response.text
+
+
+def test_a_late_chunk_of_an_earlier_fit_is_refused(solo):
+    # Prepare
+    httpx.post(solo + paths.RING_SETUP, json=setup_body(solo, fit_id="new")).raise_for_status()
+    body, headers = encode_frame(
+        [np.ones(5)],
+        {
+            "fit_id": "old",
+            "round_number": 1,
+            "phase": "all-gather",
+            "step": 0,
+            "index": 0,
+            "sender": "x",
+        },
+    )
+    # Execute
+    response = httpx.post(solo + paths.RING_CHUNK, content=body, headers=headers)
+    # Assert
+    assert response.status_code == 409
+    assert "a chunk of fit old came late" in response.json()["detail"]
