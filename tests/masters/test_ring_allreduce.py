@@ -100,6 +100,29 @@ def test_full_fit_gives_the_stars_weights_on_unequal_shards(wine_ring):
     assert ring.history_[0].n_samples == star.history_[0].n_samples
 
 
+def test_softmax_with_l2_and_invscaling_gives_the_stars_weights():
+    # Prepare: three classes spread unevenly over three workers
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 4)) * [1.0, 10.0, 100.0, 0.1]
+    y = np.array(["a", "b", "c"])[
+        np.argmax(X / [1.0, 10.0, 100.0, 0.1] @ rng.normal(size=(4, 3)), 1)
+    ]
+    options = {"learning_rate": 0.5, "learning_rate_schedule": "invscaling", "alpha": 0.01}
+    ring = RingAllReduceMaster("classifier", max_iter=40, tol=0.0, **options)
+    star = ParameterServerMaster("classifier", max_iter=40, tol=0.0, **options)
+    with LocalCluster.from_shards(
+        RingWorker("classifier"), X, y, n_workers=3, proportions=[0.2, 0.5, 0.3], name="softmax"
+    ) as cluster:
+        # Execute
+        ring.fit(cluster)
+        star.fit(cluster)
+    # Assert
+    assert ring.classes_ == star.classes_ == ["a", "b", "c"]
+    assert relative_error(ring.coef_, star.coef_) < 1e-10
+    assert ring.loss_curve_ == pytest.approx(star.loss_curve_, rel=1e-10)
+    np.testing.assert_array_equal(ring.predict(X), star.predict(X))
+
+
 def test_fit_publishes_the_flowchart_and_the_workers_steps(wine_ring):
     # Prepare
     master = RingAllReduceMaster("regressor", max_iter=2, tol=0.0)
