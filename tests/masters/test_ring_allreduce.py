@@ -268,3 +268,23 @@ def test_a_bad_ring_timeout_is_refused_before_any_work(wine_ring):
     # Assert
     assert "ring_timeout" in str(raised.value)
     assert not hasattr(master, "history_")
+
+
+def test_an_emulated_slow_link_shows_on_that_links_spans_only(small_ring):
+    # Prepare: 60 ms more round trip for worker1's calls to worker2, and only those
+    response = httpx.post(
+        small_ring.endpoints["worker2"] + paths.FAULTS_NETWORK,
+        json={"latency_ms": 60.0, "peer": "worker1"},
+    )
+    response.raise_for_status()
+    master = RingAllReduceMaster("regressor", max_iter=3, tol=0.0)
+    # Execute
+    master.fit(small_ring)
+    # Assert
+    frame = master.spans_.to_frame()
+    chunks = frame[frame["peer"].notna()]
+    slow = chunks[(chunks["peer"] == "worker1") & (chunks["worker"] == "worker2")]
+    fast = chunks[chunks["peer"] != "worker1"]
+    assert len(slow) == 4 * 2 * 2  # 4 rounds of 2 (N - 1) chunks
+    assert slow["latency_ms"].min() >= 60
+    assert fast["latency_ms"].median() < slow["latency_ms"].min()
