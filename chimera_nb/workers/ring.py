@@ -20,11 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request, Response
 
-from ..algorithms import Standardizer, l2_penalty, make_schedule, update_step
+from ..algorithms import (
+    LearningRateSchedule,
+    Standardizer,
+    l2_penalty,
+    make_schedule,
+    update_step,
+)
 from ..algorithms.ring import RingPhase, RingStep, chunk_slices, ring_steps
 from ..spans import Span
 from ..wire import FitStep, decode_frame, encode_frame, paths
@@ -41,6 +48,20 @@ from .ring_link import RingLink, RingLinkError
 from .sgd import SGDWorker
 
 __all__ = ["RingWorker"]
+
+
+@dataclass(frozen=True)
+class _Ring:
+    """Everything one fit's setup gave a worker, replaced whole by the next setup: a round
+    holds on to its own, so a round of an earlier fit that ends late cannot read the new
+    fit's inbox or step its replica."""
+
+    setup: RingSetupRequest
+    standardizer: Standardizer
+    schedule: LearningRateSchedule
+    slices: list[slice]  # where the vector [n_k * gradient, n_k] is cut into chunks
+    inbox: asyncio.Queue  # (RingChunkMeta, chunk) from the left neighbour, in order
+    link: RingLink  # to the right neighbour
 
 
 class RingWorker(SGDWorker):
@@ -69,6 +90,7 @@ class RingWorker(SGDWorker):
 
     role = "RingWorker"
     ring_: RingSetupRequest | None = None
+    _ring: _Ring | None = None
 
     # -- the replica --------------------------------------------------------------------------
 
@@ -80,61 +102,58 @@ class RingWorker(SGDWorker):
                 f"has {len(request.feature_mean)} values but this shard has "
                 f"{self.X_.shape[1]} features {self.columns_}",
             )
-        self.ring_ = request
-        self.standardizer_ = Standardizer(
-            np.array(request.feature_mean),
-            np.array(request.feature_scale),
-            request.target_mean,
-            request.target_scale,
-        )
         self.bias_ = np.array(request.bias, dtype=np.float64)
         self.weights_ = np.array(request.weights, dtype=np.float64).reshape(len(self.bias_), -1)
         self.rounds_ = 0  # rounds this replica has stepped
-        self._schedule = make_schedule(
-            request.learning_rate_schedule, request.learning_rate, request.power_t
-        )
         d = self.weights_.size + self.bias_.size + 1  # gradients and the sample count
-        self._slices = chunk_slices(d, request.n_workers)
-        self._inbox: asyncio.Queue[tuple[RingChunkMeta, np.ndarray]] = asyncio.Queue()
-        self._link = RingLink(
-            request.right, request.right_url, self.name_, getattr(self, "token_", None)
+        self.ring_ = request
+        self._ring = _Ring(
+            request,
+            Standardizer(
+                np.array(request.feature_mean),
+                np.array(request.feature_scale),
+                request.target_mean,
+                request.target_scale,
+            ),
+            make_schedule(request.learning_rate_schedule, request.learning_rate, request.power_t),
+            chunk_slices(d, request.n_workers),
+            asyncio.Queue(),
+            RingLink(request.right, request.right_url, self.name_, getattr(self, "token_", None)),
         )
 
-    def _weighted_gradient(self) -> tuple[np.ndarray, int, float]:
+    def _weighted_gradient(
+        self, ring: _Ring, weights: np.ndarray, bias: np.ndarray
+    ) -> tuple[np.ndarray, int, float]:
         """Step 1: ``[n_k * gradient, n_k]`` of this shard at the replica's weights (in
         standardized units, as a parameter server converts a worker's gradient), ``n_k`` and
         the shard's mean loss."""
-        raw_weights, raw_bias = self.standardizer_.weights_to_raw(self.weights_, self.bias_)
-        result = self.fit_step(FitStep(raw_weights, raw_bias, self.ring_.classes))
-        weights_gradient, bias_gradient = self.standardizer_.gradient_from_raw(
+        raw_weights, raw_bias = ring.standardizer.weights_to_raw(weights, bias)
+        result = self.fit_step(FitStep(raw_weights, raw_bias, ring.setup.classes))
+        weights_gradient, bias_gradient = ring.standardizer.gradient_from_raw(
             result.weights_gradient, result.bias_gradient
         )
         n = result.n_samples
         vector = np.concatenate([n * weights_gradient.ravel(), n * bias_gradient, [n]])
-        return vector, n, self.standardizer_.loss_from_raw(result.loss)
+        return vector, n, ring.standardizer.loss_from_raw(result.loss)
 
     async def run_round(self, request: RingRoundRequest) -> RingRoundResponse:
         """One round: gradient, ring all-reduce, step (see the module's docstring)."""
-        ring = self._require_ring()
-        vector, n_samples, loss = self._weighted_gradient()  # 1
+        ring, weights, bias = self._require_ring(), self.weights_, self.bias_
+        vector, n_samples, loss = self._weighted_gradient(ring, weights, bias)  # 1
         spans: list[Span] = []
-        total = await self._allreduce(vector, request.round_number, spans)  # 2
-        n_weights = self.weights_.size  # 3: the weighted mean, the L2 term, the step
-        weights_gradient = (total[:n_weights] / total[-1]).reshape(self.weights_.shape)
+        total = await self._allreduce(ring, vector, request.round_number, spans)  # 2
+        n_weights = weights.size  # 3: the weighted mean, the L2 term, the step
+        weights_gradient = (total[:n_weights] / total[-1]).reshape(weights.shape)
         bias_gradient = total[n_weights:-1] / total[-1]
-        penalty, penalty_gradient = l2_penalty(self.weights_, ring.alpha)
-        learning_rate = self._schedule(request.round_number)
-        weights, bias, norm = update_step(
-            self.weights_,
-            self.bias_,
-            weights_gradient + penalty_gradient,
-            bias_gradient,
-            learning_rate,
+        penalty, penalty_gradient = l2_penalty(weights, ring.setup.alpha)
+        learning_rate = ring.schedule(request.round_number)
+        new_weights, new_bias, norm = update_step(
+            weights, bias, weights_gradient + penalty_gradient, bias_gradient, learning_rate
         )
         # a round of an earlier fit that ended late must not step the new fit's replica
-        stepped = request.take_step and norm >= ring.tol and self.ring_ is ring
+        stepped = request.take_step and norm >= ring.setup.tol and self._ring is ring
         if stepped:
-            self.weights_, self.bias_ = weights, bias
+            self.weights_, self.bias_ = new_weights, new_bias
             self.rounds_ += 1
         return RingRoundResponse(  # 4
             round_number=request.round_number,
@@ -150,17 +169,17 @@ class RingWorker(SGDWorker):
     # -- the all-reduce over HTTP -------------------------------------------------------------
 
     async def _allreduce(
-        self, vector: np.ndarray, round_number: int, spans: list[Span]
+        self, ring: _Ring, vector: np.ndarray, round_number: int, spans: list[Span]
     ) -> np.ndarray:
         """Step 2: the sum of every worker's ``vector``, by the schedule of
         :func:`~chimera_nb.algorithms.ring.ring_steps` (the arithmetic of its twin,
         :func:`~chimera_nb.algorithms.ring.ring_allreduce`)."""
-        ring = self._require_ring()
+        setup, slices = ring.setup, ring.slices
         buffer = vector.copy()
-        async with self._link.session(ring.timeout) as session:
-            for step in ring_steps(ring.position, ring.n_workers):
+        async with ring.link.session(setup.timeout) as session:
+            for step in ring_steps(setup.position, setup.n_workers):
                 meta = RingChunkMeta(
-                    fit_id=ring.fit_id,
+                    fit_id=setup.fit_id,
                     round_number=round_number,
                     phase=step.phase.value,
                     step=step.step,
@@ -169,63 +188,65 @@ class RingWorker(SGDWorker):
                 )
                 # send first, then wait: a chunk is queued at once by its receiver, so no
                 # worker waits for one that waits for it
-                await self._link.send(session, buffer[self._slices[step.send]], meta, spans)
-                received = await self._receive(step, round_number)
+                await ring.link.send(session, buffer[slices[step.send]], meta, spans)
+                received = await self._receive(ring, step, round_number)
                 if step.phase is RingPhase.REDUCE_SCATTER:
-                    buffer[self._slices[step.receive]] += received
+                    buffer[slices[step.receive]] += received
                 else:
-                    buffer[self._slices[step.receive]] = received
+                    buffer[slices[step.receive]] = received
         return buffer
 
-    async def _receive(self, step: RingStep, round_number: int) -> np.ndarray:
+    async def _receive(self, ring: _Ring, step: RingStep, round_number: int) -> np.ndarray:
         """The chunk of ``step`` from the left neighbour, waited for at most ``timeout`` s."""
-        ring = self._require_ring()
+        setup = ring.setup
         what = (
             f"chunk {step.receive} ({step.phase.value} step {step.step + 1} of "
-            f"{ring.n_workers - 1}, round {round_number})"
+            f"{setup.n_workers - 1}, round {round_number})"
         )
         started = time.monotonic()
         try:
-            meta, chunk = await asyncio.wait_for(self._inbox.get(), ring.timeout)
+            meta, chunk = await asyncio.wait_for(ring.inbox.get(), setup.timeout)
         except asyncio.TimeoutError:
             raise RingLinkError(
                 504,
                 f"{self.name_} waited {time.monotonic() - started:.3g} s for {what} from its "
-                f"left neighbour {ring.left}, and none came: the link {ring.left} -> "
-                f"{self.name_} failed, or {ring.left} did",
+                f"left neighbour {setup.left}, and none came: the link {setup.left} -> "
+                f"{self.name_} failed, or {setup.left} did",
             ) from None
         got = (meta.round_number, meta.phase, meta.step, meta.index)
         if got != (round_number, step.phase.value, step.step, step.receive):
             raise RingLinkError(
                 409,
-                f"{self.name_} expected {what} from {ring.left} but {meta.sender} sent "
+                f"{self.name_} expected {what} from {setup.left} but {meta.sender} sent "
                 f"chunk {meta.index} ({meta.phase} step {meta.step + 1}, round "
                 f"{meta.round_number}): the ring is out of step; fit again",
             )
         return chunk
 
-    def _require_ring(self) -> RingSetupRequest:
-        if self.ring_ is None:
+    def _require_ring(self) -> _Ring:
+        if self._ring is None:
             raise HTTPException(
                 409,
                 f"{self.name_} is in no ring yet: the master POSTs {paths.RING_SETUP} before "
                 "the first round (RingAllReduceMaster.fit does)",
             )
-        return self.ring_
+        return self._ring
 
     def _queue_chunk(self, meta: RingChunkMeta, chunk: np.ndarray) -> None:
         """A chunk from the left neighbour: checked, then queued for the round that waits."""
         ring = self._require_ring()
-        if meta.fit_id != ring.fit_id:
+        setup = ring.setup
+        if meta.fit_id != setup.fit_id:
             raise HTTPException(
-                409, f"a chunk of fit {meta.fit_id} came late: {self.name_} is in fit {ring.fit_id}"
+                409,
+                f"a chunk of fit {meta.fit_id} came late: {self.name_} is in fit {setup.fit_id}",
             )
-        if meta.index >= ring.n_workers:
-            raise BodyError("index", f"is {meta.index}, but the ring has {ring.n_workers} chunks")
-        expected = self._slices[meta.index].stop - self._slices[meta.index].start
+        if meta.index >= setup.n_workers:
+            raise BodyError("index", f"is {meta.index}, but the ring has {setup.n_workers} chunks")
+        expected = ring.slices[meta.index].stop - ring.slices[meta.index].start
         if len(chunk) != expected:
             raise BodyError("body", f"chunk {meta.index} has {len(chunk)} numbers, not {expected}")
-        self._inbox.put_nowait((meta, chunk))
+        ring.inbox.put_nowait((meta, chunk))
 
     # -- the endpoints ------------------------------------------------------------------------
 
