@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         AggregationMaster,
         EventBus,
         ParameterServerMaster,
+        RingAllReduceMaster,
         ShardedParameterServerMaster,
         StepEvent,
     )
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
         ClassificationWorker,
         ParameterShard,
         RegressionWorker,
+        RingWorker,
         SGDWorker,
         ShardedSGDWorker,
     )
@@ -74,6 +76,8 @@ __all__ = [
     "ParameterShard",
     "QuorumError",
     "RegressionWorker",
+    "RingAllReduceMaster",
+    "RingWorker",
     "SGDWorker",
     "ShardedParameterServerMaster",
     "ShardedSGDWorker",
@@ -100,6 +104,8 @@ _LAZY = {
     "ParameterServerMaster": ".masters",
     "ParameterShard": ".workers",
     "RegressionWorker": ".workers",
+    "RingAllReduceMaster": ".masters",
+    "RingWorker": ".workers",
     "SGDWorker": ".workers",
     "ShardedParameterServerMaster": ".masters",
     "ShardedSGDWorker": ".workers",

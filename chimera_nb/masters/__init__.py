@@ -3,6 +3,8 @@
 * :class:`ParameterServerMaster`: distributed gradient descent (data parallelism);
 * :class:`ShardedParameterServerMaster`: the same, with the weights on parameter shards
   placed by consistent hashing;
+* :class:`RingAllReduceMaster`: the same, with the workers averaging gradients around a
+  ring (no parameter server);
 * :class:`AggregationMaster`: distributed bagging (an ensemble; the seed's "model" and
   "hybrid" parallelism).
 
@@ -30,6 +32,7 @@ from .linear_model import PARAMETER_SERVER_PREDICT
 from .pacing import Pacer
 from .parameter_server import PARAMETER_SERVER_FIT, ParameterServerMaster
 from .parameter_server_charts import PARAMETER_SERVER_FIT_ASP, PARAMETER_SERVER_FIT_SSP
+from .ring_allreduce import RING_ALLREDUCE_FIT, RingAllReduceMaster
 from .running import FitHandle, FitStarts, fit_starts
 from .sharded_server import SHARDED_FIT, ShardedParameterServerMaster
 
@@ -43,6 +46,7 @@ __all__ = [
     "PARAMETER_SERVER_FIT",
     "PARAMETER_SERVER_PREDICT",
     "SHARDED_FIT",
+    "RING_ALLREDUCE_FIT",
     "AggregationMaster",
     "Broadcast",
     "Checkpoint",
@@ -60,6 +64,7 @@ __all__ = [
     "ParameterServerMaster",
     "PendingBroadcast",
     "Quorum",
+    "RingAllReduceMaster",
     "RoundRecord",
     "SharedClient",
     "ShardedParameterServerMaster",

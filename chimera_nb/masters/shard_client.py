@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..wire import paths
-from ..wire.models import (
+from ..wire.topology_models import (
     ShardBlocksRequest,
     ShardCommitRequest,
     ShardedPlan,

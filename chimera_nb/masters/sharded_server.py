@@ -22,7 +22,7 @@ from .._types import ModelType
 from ..algorithms import HashRing, Move, ParameterBlocks, make_schedule
 from ..spans import Span
 from ..wire import FitResponse, paths
-from ..wire.models import (
+from ..wire.topology_models import (
     ShardCommitRequest,
     ShardedPlan,
     ShardedStepRequest,

@@ -35,13 +35,6 @@ __all__ = [
     "NetworkRequest",
     "PredictRequest",
     "PredictResponse",
-    "ShardCommitRequest",
-    "ShardProposeRequest",
-    "ShardProposeResponse",
-    "ShardBlocksRequest",
-    "ShardedPlan",
-    "ShardedStepRequest",
-    "ShardedStepResponse",
     "StatisticsResponse",
 ]
 
@@ -262,74 +255,3 @@ class FitResponse(BaseModel):
     n_rounds: int | None = None
     converged: bool | None = None
     loss: float | None = None
-
-
-# -- sharded parameter servers (issue 12) -----------------------------------------------------
-
-#: A block's name ("w0", "w1", ..., "bias") or a server's.
-Name = Annotated[str, Field(min_length=1, max_length=128)]
-
-
-class ShardBlocksRequest(_Body):
-    """Which blocks a parameter shard should send (``pull``; None: all it holds) or forget
-    (``drop``)."""
-
-    blocks: list[Name] | None = None
-
-
-class ShardProposeRequest(_Body):
-    """Aggregate round ``round_number``'s gradient slices of ``workers`` (in that order,
-    weighted by their samples), add the L2 term ``alpha`` and propose the step."""
-
-    round_number: Annotated[int, Strict(), Field(ge=1)]
-    workers: list[Name] = Field(min_length=1)
-    learning_rate: Annotated[Number, Field(gt=0.0)]
-    alpha: Annotated[Number, Field(ge=0.0)] = 0.0
-
-
-class ShardProposeResponse(BaseModel):
-    """This shard's part of the update's squared norm and of the L2 penalty."""
-
-    norm2: float
-    penalty: float
-
-
-class ShardCommitRequest(_Body):
-    """Take the step proposed for ``round_number``."""
-
-    round_number: Annotated[int, Strict(), Field(ge=1)]
-
-
-class ShardedPlan(_Body):
-    """What an SGD worker needs for sharded rounds: where each block lives (``placement``,
-    block -> shard; ``shards``, shard -> URL), how the blocks cut the weights, the classes,
-    and the global standardization (weights live on the shards in standardized units)."""
-
-    version: Annotated[int, Strict(), Field(ge=0)]
-    shards: dict[Name, Name]
-    placement: dict[Name, Name]
-    n_outputs: Annotated[int, Strict(), Field(ge=1)]
-    n_features: Annotated[int, Strict(), Field(ge=1)]
-    n_blocks: Annotated[int, Strict(), Field(ge=1)]
-    classes: list[Label] | None = None
-    feature_mean: list[Number]
-    feature_scale: list[Number]
-    target_mean: Number = 0.0
-    target_scale: Number = 1.0
-
-
-class ShardedStepRequest(_Body):
-    """Run round ``round_number`` with the plan of version ``plan_version``: pull the
-    weights from the shards, compute this shard's gradient, push its slices."""
-
-    round_number: Annotated[int, Strict(), Field(ge=1)]
-    plan_version: Annotated[int, Strict(), Field(ge=0)]
-
-
-class ShardedStepResponse(BaseModel):
-    """A worker's answer to a sharded round: its samples, its loss (standardized units) and
-    the spans of its calls to the shards, for the master's ``spans_``."""
-
-    n_samples: int
-    loss: float
-    spans: list[dict]

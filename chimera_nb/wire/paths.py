@@ -58,3 +58,15 @@ SGD_SHARDED_PLAN = "/v1/chimera/sgd/sharded-plan"  # POST: where each block live
 SGD_SHARDED_STEP = "/v1/chimera/sgd/sharded-step"  # POST: pull, compute, push one round
 
 DATA = DATA | {SHARDED_PARAMETER_SERVER_PREDICT, SHARD_BLOCKS, SHARD_PUSH, SGD_SHARDED_PLAN}
+
+# -- Ring all-reduce (issue 12, not in the seed) ----------------------------------------------
+# The master hands each worker its place in the ring, then only starts rounds; the workers
+# pass gradient chunks to their right neighbour (chunk), and give the master their replica
+# of the weights at the end (weights).
+RING_ALLREDUCE_FIT = "/v1/chimera/ring-allreduce/fit"
+RING_ALLREDUCE_PREDICT = "/v1/chimera/ring-allreduce/predict"
+RING_SETUP = "/v1/chimera/ring/setup"
+RING_ROUND = "/v1/chimera/ring/round"
+RING_CHUNK = "/v1/chimera/ring/chunk"
+RING_WEIGHTS = "/v1/chimera/ring/weights"
+DATA = DATA | {RING_SETUP, RING_CHUNK}  # weights and chunks: as large as the model

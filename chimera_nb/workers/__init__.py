@@ -1,6 +1,8 @@
 """The workers: FastAPI apps that hold a shard of the data and answer a master.
 
 * :class:`SGDWorker` computes gradients for a parameter server (data parallelism);
+* :class:`RingWorker` keeps a replica and averages gradients with its ring neighbours
+  (ring all-reduce, no server in the middle);
 * :class:`RegressionWorker` and :class:`ClassificationWorker` fit a scikit-learn estimator
   for bagging (model and hybrid parallelism);
 * :class:`ParameterShard` holds some blocks of the weights, and :class:`ShardedSGDWorker`
@@ -12,6 +14,7 @@ Any of them serves with ``worker.serve()``, as in the seed.
 from .bagging import ClassificationWorker, RegressionWorker
 from .base import Worker
 from .parameter_shard import ParameterShard
+from .ring import RingWorker
 from .sgd import SGDWorker
 from .sharded_sgd import ShardedSGDWorker
 
@@ -23,3 +26,4 @@ __all__ = [
     "ShardedSGDWorker",
     "Worker",
 ]
+__all__ = ["ClassificationWorker", "RegressionWorker", "RingWorker", "SGDWorker", "Worker"]

@@ -33,13 +33,13 @@ from .._exceptions import ConfigurationError
 from ..algorithms import BIAS_BLOCK, weighted_mean
 from ..wire import BodyError, decode_frame, encode_frame, paths
 from ..wire.fastpath import RawHandler
-from ..wire.models import (
+from ..wire.server import error_responses
+from ..wire.topology_models import (
     ShardBlocksRequest,
     ShardCommitRequest,
     ShardProposeRequest,
     ShardProposeResponse,
 )
-from ..wire.server import error_responses
 from .base import Worker
 from .training_data import TrainingData
 

@@ -2,7 +2,7 @@
 pushes its gradient slices back to them; the master only starts the rounds.
 
 Once per fit (and again whenever a shard joins) the master sends a *plan*
-(:class:`~chimera_nb.wire.models.ShardedPlan`): which shard holds which block, how the blocks
+(:class:`~chimera_nb.wire.topology_models.ShardedPlan`): which shard holds which block, how the blocks
 cut the weights, and the global standardization. A round (``sgd/sharded-step``) is then:
 
 1. pull every block from the shard holding it (standardized weights), and join them;
@@ -23,8 +23,8 @@ from fastapi import FastAPI, HTTPException
 
 from ..algorithms import ParameterBlocks, Standardizer
 from ..wire import FitStep, paths
-from ..wire.models import ShardedPlan, ShardedStepRequest, ShardedStepResponse
 from ..wire.server import error_responses
+from ..wire.topology_models import ShardedPlan, ShardedStepRequest, ShardedStepResponse
 from .sgd import SGDWorker
 from .shard_client import ShardCaller, ShardCallError
 

@@ -1,0 +1,198 @@
+"""Request and answer bodies of the topologies beyond the star (issue 12): sharded parameter
+servers (placed by consistent hashing) and ring all-reduce. Kept apart from
+:mod:`.models` (the seed's bodies and the kit's common ones), whose rules they share."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, Strict, model_validator
+
+from ..spans import Span
+from .models import Label, Number, _Body
+
+__all__ = [
+    "PeerSpan",
+    "RingChunkMeta",
+    "RingRoundRequest",
+    "RingRoundResponse",
+    "RingSetupRequest",
+    "ShardBlocksRequest",
+    "ShardCommitRequest",
+    "ShardProposeRequest",
+    "ShardProposeResponse",
+    "ShardedPlan",
+    "ShardedStepRequest",
+    "ShardedStepResponse",
+]
+
+
+# -- sharded parameter servers (issue 12) -----------------------------------------------------
+
+#: A block's name ("w0", "w1", ..., "bias") or a server's.
+Name = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class ShardBlocksRequest(_Body):
+    """Which blocks a parameter shard should send (``pull``; None: all it holds) or forget
+    (``drop``)."""
+
+    blocks: list[Name] | None = None
+
+
+class ShardProposeRequest(_Body):
+    """Aggregate round ``round_number``'s gradient slices of ``workers`` (in that order,
+    weighted by their samples), add the L2 term ``alpha`` and propose the step."""
+
+    round_number: Annotated[int, Strict(), Field(ge=1)]
+    workers: list[Name] = Field(min_length=1)
+    learning_rate: Annotated[Number, Field(gt=0.0)]
+    alpha: Annotated[Number, Field(ge=0.0)] = 0.0
+
+
+class ShardProposeResponse(BaseModel):
+    """This shard's part of the update's squared norm and of the L2 penalty."""
+
+    norm2: float
+    penalty: float
+
+
+class ShardCommitRequest(_Body):
+    """Take the step proposed for ``round_number``."""
+
+    round_number: Annotated[int, Strict(), Field(ge=1)]
+
+
+class ShardedPlan(_Body):
+    """What an SGD worker needs for sharded rounds: where each block lives (``placement``,
+    block -> shard; ``shards``, shard -> URL), how the blocks cut the weights, the classes,
+    and the global standardization (weights live on the shards in standardized units)."""
+
+    version: Annotated[int, Strict(), Field(ge=0)]
+    shards: dict[Name, Name]
+    placement: dict[Name, Name]
+    n_outputs: Annotated[int, Strict(), Field(ge=1)]
+    n_features: Annotated[int, Strict(), Field(ge=1)]
+    n_blocks: Annotated[int, Strict(), Field(ge=1)]
+    classes: list[Label] | None = None
+    feature_mean: list[Number]
+    feature_scale: list[Number]
+    target_mean: Number = 0.0
+    target_scale: Number = 1.0
+
+
+class ShardedStepRequest(_Body):
+    """Run round ``round_number`` with the plan of version ``plan_version``: pull the
+    weights from the shards, compute this shard's gradient, push its slices."""
+
+    round_number: Annotated[int, Strict(), Field(ge=1)]
+    plan_version: Annotated[int, Strict(), Field(ge=0)]
+
+
+class ShardedStepResponse(BaseModel):
+    """A worker's answer to a sharded round: its samples, its loss (standardized units) and
+    the spans of its calls to the shards, for the master's ``spans_``."""
+
+    n_samples: int
+    loss: float
+    spans: list[dict]
+
+
+# -- ring all-reduce (issue 12) ---------------------------------------------------------------
+
+
+class RingSetupRequest(_Body):
+    """A worker's place in the ring and everything its replica of the model needs: the
+    global standardization (from the master's statistics), the starting weights (standardized
+    units, flattened row-major as a fit-step's) and how to step. ``fit_id`` names the fit:
+    chunks of an earlier fit that arrive late are refused."""
+
+    fit_id: str = Field(min_length=1, max_length=64)
+    position: Annotated[int, Strict(), Field(ge=0)]
+    n_workers: Annotated[int, Strict(), Field(ge=1)]
+    left: str = Field(min_length=1)
+    right: str = Field(min_length=1)
+    right_url: str = Field(min_length=1)
+    feature_mean: list[Number]
+    feature_scale: list[Annotated[Number, Field(gt=0.0)]]
+    target_mean: Number = 0.0
+    target_scale: Annotated[Number, Field(gt=0.0)] = 1.0
+    weights: list[Number]
+    bias: list[Number] = Field(min_length=1)
+    classes: list[Label] | None = None
+    learning_rate: Annotated[Number, Field(gt=0.0)]
+    learning_rate_schedule: Literal["constant", "invscaling"] = "constant"
+    power_t: Annotated[Number, Field(ge=0.0)] = 0.25
+    alpha: Annotated[Number, Field(ge=0.0)] = 0.0
+    tol: Annotated[Number, Field(ge=0.0)] = 0.0
+    timeout: Annotated[Number, Field(gt=0.0)] = 10.0  # s to wait for a neighbour
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RingSetupRequest:
+        if self.position >= self.n_workers:
+            raise ValueError(f"position {self.position} is not in a ring of {self.n_workers}")
+        if len(self.feature_scale) != len(self.feature_mean):
+            raise ValueError("feature_scale and feature_mean need one number per feature each")
+        if len(self.weights) != len(self.bias) * len(self.feature_mean):
+            raise ValueError(
+                f"weights has {len(self.weights)} values; len(bias) * features = "
+                f"{len(self.bias) * len(self.feature_mean)} expected"
+            )
+        return self
+
+
+class RingRoundRequest(_Body):
+    """Start a round: compute, all-reduce, and (``take_step``) step unless below ``tol``."""
+
+    round_number: Annotated[int, Strict(), Field(ge=1)]
+    take_step: Annotated[bool, Strict()] = True
+
+
+class RingChunkMeta(_Body):
+    """The ``X-Chimera-Meta`` of a chunk a worker sends its right neighbour: which round,
+    phase, step and chunk it is, and who sent it (the body: the chunk's float64 numbers)."""
+
+    fit_id: str = Field(min_length=1, max_length=64)
+    round_number: Annotated[int, Strict(), Field(ge=1)]
+    phase: Literal["reduce-scatter", "all-gather"]
+    step: Annotated[int, Strict(), Field(ge=0)]
+    index: Annotated[int, Strict(), Field(ge=0)]
+    sender: str = Field(min_length=1)
+
+
+class PeerSpan(BaseModel):
+    """A :class:`~chimera_nb.spans.Span` of a worker-to-worker call, as it travels to the
+    master in a round's reply."""
+
+    worker: str
+    endpoint: str
+    start: float
+    end: float
+    status: str
+    round_number: int | None = None
+    attempt: int = 1
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    peer: str | None = None
+    worker_url: str = ""
+
+    @classmethod
+    def of(cls, span: Span) -> PeerSpan:
+        return cls(**{name: getattr(span, name) for name in cls.model_fields})
+
+    def span(self) -> Span:
+        return Span(**self.model_dump())
+
+
+class RingRoundResponse(BaseModel):
+    """A worker's round: its shard's loss (standardized, times ``n_samples``, so the master
+    can weight it), the step its replica took, and the spans of its calls to its neighbour."""
+
+    round_number: int
+    n_samples: int
+    loss_sum: float
+    penalty: float
+    learning_rate: float
+    update_norm: float
+    stepped: bool
+    spans: list[PeerSpan]
