@@ -14,6 +14,7 @@ from .combiners import (
     soft_vote,
     union_of_classes,
 )
+from .compression import QSGD, Compressed, Compressor, EncoderState, TopK
 from .consistency import ASP, BSP, SSP, Consistency, make_consistency, staleness_aware
 from .gradient_descent import GradientDescentResult, gradient_descent, update_step
 from .linear import decision_function, loss_for, n_outputs, predict_proba
@@ -26,13 +27,17 @@ from .sharding import contiguous_shards, hash_shards, random_shards, range_shard
 __all__ = [
     "ASP",
     "BSP",
+    "QSGD",
     "SSP",
     "Consistency",
     "ColumnStatistics",
     "FirstK",
     "Combined",
+    "Compressed",
+    "Compressor",
     "Constant",
     "Gradient",
+    "EncoderState",
     "GradientAggregator",
     "GradientDescentResult",
     "InverseScaling",
@@ -45,6 +50,7 @@ __all__ = [
     "ShardGradient",
     "SoftVote",
     "Standardizer",
+    "TopK",
     "WaitForAll",
     "WeightedMean",
     "contiguous_shards",
