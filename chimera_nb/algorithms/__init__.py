@@ -16,6 +16,15 @@ from .combiners import (
 )
 from .compression import QSGD, Compressed, Compressor, EncoderState, TopK
 from .consistency import ASP, BSP, SSP, Consistency, make_consistency, staleness_aware
+from .cost_model import (
+    AlphaBeta,
+    RoundCost,
+    ledger,
+    ring_round,
+    round_seconds,
+    sharded_round,
+    star_round,
+)
 from .gradient_descent import GradientDescentResult, gradient_descent, update_step
 from .linear import decision_function, loss_for, n_outputs, predict_proba
 from .losses import LossAndGradient, l2_penalty, logistic_loss, softmax_loss, squared_loss
@@ -26,6 +35,7 @@ from .sharding import contiguous_shards, hash_shards, random_shards, range_shard
 
 __all__ = [
     "ASP",
+    "AlphaBeta",
     "BSP",
     "QSGD",
     "SSP",
@@ -46,6 +56,7 @@ __all__ = [
     "MeanPrediction",
     "MemberPrediction",
     "PredictionCombiner",
+    "RoundCost",
     "RoundPolicy",
     "ShardGradient",
     "SoftVote",
@@ -58,6 +69,7 @@ __all__ = [
     "gradient_descent",
     "hash_shards",
     "l2_penalty",
+    "ledger",
     "logistic_loss",
     "loss_for",
     "make_consistency",
@@ -67,10 +79,14 @@ __all__ = [
     "predict_proba",
     "random_shards",
     "range_shards",
+    "ring_round",
+    "round_seconds",
+    "sharded_round",
     "soft_vote",
     "softmax_loss",
     "split",
     "staleness_aware",
+    "star_round",
     "squared_loss",
     "union_of_classes",
     "update_step",
