@@ -14,7 +14,17 @@ from .combiners import (
     soft_vote,
     union_of_classes,
 )
+from .compression import QSGD, Compressed, Compressor, EncoderState, TopK
 from .consistency import ASP, BSP, SSP, Consistency, make_consistency, staleness_aware
+from .cost_model import (
+    AlphaBeta,
+    RoundCost,
+    ledger,
+    ring_round,
+    round_seconds,
+    sharded_round,
+    star_round,
+)
 from .gradient_descent import GradientDescentResult, gradient_descent, update_step
 from .hashing import BIAS_BLOCK, HashRing, Move, ParameterBlocks, stable_hash
 from .linear import decision_function, loss_for, n_outputs, predict_proba
@@ -27,14 +37,19 @@ from .sharding import contiguous_shards, hash_shards, random_shards, range_shard
 __all__ = [
     "ASP",
     "BIAS_BLOCK",
+    "AlphaBeta",
     "BSP",
+    "QSGD",
     "SSP",
     "Consistency",
     "ColumnStatistics",
     "FirstK",
     "Combined",
+    "Compressed",
+    "Compressor",
     "Constant",
     "Gradient",
+    "EncoderState",
     "GradientAggregator",
     "GradientDescentResult",
     "HashRing",
@@ -46,10 +61,12 @@ __all__ = [
     "Move",
     "ParameterBlocks",
     "PredictionCombiner",
+    "RoundCost",
     "RoundPolicy",
     "ShardGradient",
     "SoftVote",
     "Standardizer",
+    "TopK",
     "WaitForAll",
     "WeightedMean",
     "contiguous_shards",
@@ -57,6 +74,7 @@ __all__ = [
     "gradient_descent",
     "hash_shards",
     "l2_penalty",
+    "ledger",
     "logistic_loss",
     "loss_for",
     "make_consistency",
@@ -66,10 +84,14 @@ __all__ = [
     "predict_proba",
     "random_shards",
     "range_shards",
+    "ring_round",
+    "round_seconds",
+    "sharded_round",
     "soft_vote",
     "softmax_loss",
     "split",
     "staleness_aware",
+    "star_round",
     "squared_loss",
     "stable_hash",
     "union_of_classes",

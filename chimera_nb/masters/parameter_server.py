@@ -14,6 +14,7 @@ import numpy as np
 from .._exceptions import ChimeraError, FitDivergedError
 from .._types import ModelType
 from ..algorithms import (
+    Compressor,
     Gradient,
     GradientAggregator,
     RoundPolicy,
@@ -27,6 +28,7 @@ from .base import Master, Quorum
 from .broadcast import Broadcast, PendingBroadcast
 from .checkpoint import CHECKPOINT_CONSTRAINTS, CheckpointedFit
 from .client import WorkerClient
+from .compression import CompressedGradients
 from .consistency_switch import ConsistencySwitch
 from .estimator import HasMethods, Interval, Options
 from .history import RoundRecord, all_failures
@@ -41,7 +43,9 @@ from .parameter_server_charts import PARAMETER_SERVER_FIT
 __all__ = ["PARAMETER_SERVER_FIT", "PARAMETER_SERVER_PREDICT", "ParameterServerMaster"]
 
 
-class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, CheckpointedFit, Master):
+class ParameterServerMaster(
+    CompressedGradients, ConsistencySwitch, FittedLinearModel, CheckpointedFit, Master
+):
     """Distributed gradient descent for linear models, with :class:`~chimera_nb.SGDWorker` s.
 
     Each round the master sends the current weights to every worker (``fit-step``), each worker
@@ -92,6 +96,8 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, CheckpointedFi
     staleness_aware : bool, default=False
         SSP and ASP: divide the step of a gradient by ``1 + k``, ``k`` the full steps the
         weights took while it was computed (:func:`~chimera_nb.algorithms.staleness_aware`).
+    compression : TopK, QSGD or None, default=None
+        Workers send compressed gradients (:mod:`~chimera_nb.masters.compression`); BSP only.
     random_state : int or None
         Seeds the mini-batches (one seed per worker, kept in ``worker_seeds_``).
     checkpoint_every, checkpoint_dir : int and str, optional
@@ -169,6 +175,7 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, CheckpointedFi
         consistency: str = "bsp",
         staleness: int | None = None,
         staleness_aware: bool = False,
+        compression: Compressor | None = None,
         random_state: int | None = None,
         checkpoint_every: int | None = None,
         checkpoint_dir: str | None = None,
@@ -191,6 +198,7 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, CheckpointedFi
         self.consistency = consistency
         self.staleness = staleness
         self.staleness_aware = staleness_aware
+        self.compression = compression
         self.random_state = random_state
         self.checkpoint_every = checkpoint_every
         self.checkpoint_dir = checkpoint_dir
@@ -285,10 +293,8 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, CheckpointedFi
         """Step D: send every worker the current weights, in raw units (each with its own
         mini-batch seed)."""
         self.events.publish(self._chart, "D", round_number)
-        weights, bias = self._training.raw()
-        classes = self._training.classes or None
         if self.batch_size is None:  # every worker gets the same request: encoded once
-            steps = dict.fromkeys(client.endpoints, FitStep(weights, bias, classes))
+            steps = dict.fromkeys(client.endpoints, self._fit_step_for("", round_number))
         else:
             steps = {name: self._fit_step_for(name, round_number) for name in client.endpoints}
         return client.broadcast(client.fit_step, steps, round_number=round_number)
@@ -298,9 +304,8 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, CheckpointedFi
         mini-batch seed."""
         weights, bias = self._training.raw()
         classes = self._training.classes or None
-        return FitStep(
-            weights, bias, classes, self.batch_size, self._batch_seed(name, round_number)
-        )
+        seed = self._batch_seed(name, round_number)
+        return FitStep(weights, bias, classes, self.batch_size, seed, self._compression_request())
 
     def _batch_seed(self, name: str, round_number: int) -> int | None:
         """A different, reproducible mini-batch per worker and round."""
@@ -341,9 +346,7 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, CheckpointedFi
     def _gather_gradients(self, replies: Broadcast, round_number: int) -> dict[str, ShardGradient]:
         """Step H: the answers of the workers that replied, by name, in standardized units."""
         self.events.publish(self._chart, "H", round_number)
-        return {
-            name: self._training.standardized(result) for name, result in replies.results.items()
-        }
+        return {name: self._decoded(result) for name, result in replies.results.items()}
 
     def _aggregate(
         self, gradients: dict[str, ShardGradient], round_number: int
@@ -365,13 +368,9 @@ class ParameterServerMaster(ConsistencySwitch, FittedLinearModel, CheckpointedFi
     ) -> tuple[bool, ProposedUpdate]:
         """Step J: the update this gradient proposes, and whether it is below ``tol``."""
         self.events.publish(self._chart, "J", round_number, loss=loss)
-        learning_rate = self._schedule(round_number)
+        learning_rate, model = self._schedule(round_number), self._training
         new_weights, new_bias, norm = update_step(
-            self._training.weights,
-            self._training.bias,
-            gradient.weights,
-            gradient.bias,
-            learning_rate,
+            model.weights, model.bias, gradient.weights, gradient.bias, learning_rate
         )
         return norm < self.tol, ProposedUpdate(new_weights, new_bias, norm, learning_rate)
 

@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from .._types import ClassLabel, Matrix, Vector
+from .compressed import COMPRESSION_HEADER, CompressedFitStepResult, CompressionRequest
 from .encoding import BINARY, JSON, BodyError, Encoding, decode_frame, encode_frame
 from .models import FitStepRequest, FitStepResponse
 
@@ -39,6 +40,7 @@ class FitStep:
     classes: list[ClassLabel] | None = None
     batch_size: int | None = None
     seed: int | None = None
+    compression: CompressionRequest | None = None
     _encoded: dict = field(default_factory=dict, repr=False, compare=False)
 
     def encode(self, encoding: Encoding) -> tuple[bytes, dict[str, str]]:
@@ -49,6 +51,8 @@ class FitStep:
 
     def _encode(self, encoding: Encoding) -> tuple[bytes, dict[str, str]]:
         options = {"classes": self.classes, "batch_size": self.batch_size, "seed": self.seed}
+        if self.compression is not None:
+            options["compression"] = self.compression.model_dump()
         if encoding == "binary":
             return encode_frame([self.weights, self.bias], options)
         payload = {"weights": self.weights.ravel().tolist(), "bias": self.bias.tolist()}
@@ -72,6 +76,7 @@ class FitStep:
             parsed.classes,
             parsed.batch_size,
             parsed.seed,
+            parsed.compression,
         )
 
 
@@ -97,8 +102,13 @@ class FitStepResult:
         ).model_dump_json().encode(), {"content-type": JSON}
 
     @classmethod
-    def decode(cls, body: bytes, headers: Mapping[str, str]) -> FitStepResult:
-        """Parse a response body (the master's side)."""
+    def decode(
+        cls, body: bytes, headers: Mapping[str, str]
+    ) -> FitStepResult | CompressedFitStepResult:
+        """Parse a response body (the master's side): a compressed answer stays compressed,
+        for the master to decode where it gathers the gradients."""
+        if COMPRESSION_HEADER in headers:
+            return CompressedFitStepResult.decode(body, headers)
         try:
             if headers.get("content-type", "").startswith(BINARY):
                 (weights, bias), meta = decode_frame(

@@ -20,6 +20,7 @@ from typing import Annotated, Literal, Union
 import numpy as np
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, model_validator
 
+from .compressed import CompressionRequest
 from .encoding import BodyError
 
 __all__ = [
@@ -123,7 +124,8 @@ class FitStepRequest(_Body):
     """Compute the gradient of your shard at these weights (the seed's body, plus options).
 
     ``classes`` maps labels to rows of ``weights`` (classifiers); ``batch_size`` asks for a
-    mini-batch drawn with ``seed`` instead of the whole shard.
+    mini-batch drawn with ``seed`` instead of the whole shard; ``compression`` asks for a
+    compressed gradient (:mod:`chimera_nb.wire.compressed`).
     """
 
     weights: list[Number]
@@ -131,6 +133,7 @@ class FitStepRequest(_Body):
     classes: list[Label] | None = None
     batch_size: Annotated[int, Strict(), Field(ge=1)] | None = None
     seed: Seed | None = None
+    compression: CompressionRequest | None = None
 
 
 class FitStepResponse(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +13,8 @@ from fastapi import FastAPI, Request, Response
 
 from .._exceptions import ConfigurationError
 from .._types import ModelType
-from ..algorithms import ColumnStatistics, loss_for, n_outputs
+from ..algorithms import ColumnStatistics, Standardizer, loss_for, n_outputs
+from ..algorithms.compression import EncoderState
 from ..wire import (
     DataSampleResponse,
     FitStep,
@@ -23,6 +25,7 @@ from ..wire import (
     is_binary,
     paths,
 )
+from ..wire.compressed import CompressedFitStepResult, CompressionRequest
 from ..wire.encoding import BodyError
 from ..wire.fastpath import RawHandler
 from ..wire.server import error_responses
@@ -63,7 +66,9 @@ class SGDWorker(Worker):
     It answers ``POST /v1/chimera/sgd/fit-step`` with the **true gradient of its shard** at the
     weights it is sent (not a model delta), the number of samples it averaged and the loss
     there; the master aggregates and updates. It never keeps model state between rounds,
-    so a restarted worker rejoins at the next round.
+    so a restarted worker rejoins at the next round. The one exception is compression
+    (``ParameterServerMaster(compression=TopK(...))``): the worker then keeps its
+    error-feedback residual from round to round, until a new fit starts.
 
     Parameters
     ----------
@@ -110,6 +115,7 @@ class SGDWorker(Worker):
         if self.model_type == "regressor":
             self.y_ = self.y_.astype(np.float64)
         self._class_index: tuple[tuple, np.ndarray] | None = None
+        self._encoder: tuple[str, EncoderState, np.random.Generator] | None = None
         return self
 
     # -- the arithmetic, one small method per question --------------------------------------
@@ -172,6 +178,32 @@ class SGDWorker(Worker):
             )
         return FitStepResult(weights_gradient, bias_gradient, len(X), loss)
 
+    def compressed(
+        self, result: FitStepResult, request: CompressionRequest
+    ) -> CompressedFitStepResult:
+        """``result``'s gradient in the master's standardized units, compressed as asked.
+
+        The residual of error feedback (and QSGD's rounding generator) belong to one fit: a
+        request naming another fit starts them afresh. A reply the master never reads
+        (cancelled, or lost) loses what it sent; the residual does not know.
+        """
+        if self._encoder is None or self._encoder[0] != request.fit:
+            seed = np.random.SeedSequence([request.seed, zlib.crc32(self.name_.encode())])
+            self._encoder = (request.fit, EncoderState(), np.random.default_rng(seed))
+        _, state, rng = self._encoder
+        n_features = self.X_.shape[1]
+        if not len(request.feature_mean) == len(request.feature_scale) == n_features:
+            raise BodyError(
+                "compression", f"feature_mean and feature_scale need {n_features} values each"
+            )
+        mean, scale = np.array(request.feature_mean), np.array(request.feature_scale)
+        standardizer = Standardizer(mean, scale, target_scale=request.target_scale)
+        weights, bias = standardizer.gradient_from_raw(
+            result.weights_gradient, result.bias_gradient
+        )
+        gradient = request.compressor().encode(np.append(weights.ravel(), bias), state, rng)
+        return CompressedFitStepResult(gradient, len(bias), result.n_samples, result.loss)
+
     def _loss_and_gradient(
         self,
         weights: np.ndarray,
@@ -222,5 +254,8 @@ class SGDWorker(Worker):
             await asyncio.sleep(self.delay_)  # a straggler, made on purpose
         binary = is_binary(headers)
         step = FitStep.decode(body, headers, binary)
-        answer, answer_headers = self.fit_step(step).encode("binary" if binary else "json")
+        result = self.fit_step(step)
+        if step.compression is not None:  # compressed frames are binary, whatever was asked
+            return 200, *self.compressed(result, step.compression).encode()
+        answer, answer_headers = result.encode("binary" if binary else "json")
         return 200, answer, answer_headers

@@ -272,6 +272,7 @@ def test_clone_gives_an_unfitted_master_with_every_parameter_kept(wine_cluster):
         "consistency": "bsp",
         "staleness": None,
         "staleness_aware": True,
+        "compression": None,
         "random_state": 5,
         "checkpoint_every": None,
         "checkpoint_dir": None,
