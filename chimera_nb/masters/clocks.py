@@ -179,7 +179,7 @@ class ClockedRounds:
         read the weights."""
         master = self.master
         clock, read, version = read_at
-        gradient = master._training.standardized(result)
+        gradient = master._decoded(result)  # a compressed answer is decoded first
         staleness = clock - read
         rate = master._schedule(clock + 1)
         steps_behind = (len(master.updates_) - version) // len(self.live)

@@ -48,11 +48,6 @@ class CompressedGradients:
                 f"{type(self).__name__}'s compression must be None, TopK(ratio) or QSGD(bits), "
                 f"got {self.compression!r}"
             )
-        if not getattr(self._consistency, "synchronous", False):  # type: ignore[attr-defined]
-            raise ConfigurationError(
-                f"{type(self).__name__}'s compression works with consistency='bsp' only "
-                f"(got consistency={self.consistency!r}): pass one of them"  # type: ignore[attr-defined]
-            )
 
     def _begin_fit(self) -> None:
         super()._begin_fit()  # type: ignore[misc]

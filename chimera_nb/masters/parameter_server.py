@@ -97,7 +97,7 @@ class ParameterServerMaster(
         SSP and ASP: divide the step of a gradient by ``1 + k``, ``k`` the full steps the
         weights took while it was computed (:func:`~chimera_nb.algorithms.staleness_aware`).
     compression : TopK, QSGD or None, default=None
-        Workers send compressed gradients (:mod:`~chimera_nb.masters.compression`); BSP only.
+        Workers send compressed gradients (:mod:`~chimera_nb.masters.compression`).
     random_state : int or None
         Seeds the mini-batches (one seed per worker, kept in ``worker_seeds_``).
     checkpoint_every, checkpoint_dir : int and str, optional
