@@ -178,6 +178,17 @@ class Membership:
             if worker.member
         }
 
+    @property
+    def peer_endpoints(self) -> dict[str, str]:
+        """Worker name -> the URL *other workers* reach it at (a ring's neighbours, parameter
+        shards): its endpoint on one machine; in containers, its container's name on the
+        run's network, since a published ``127.0.0.1`` port means the container itself."""
+        self._require(ClusterState.RUNNING, "give peer endpoints")  # type: ignore[attr-defined]
+        return {w.name: self._peer_url(w) for w in self._workers.values() if w.member}
+
+    def _peer_url(self, worker: WorkerRecord) -> str:
+        return worker.url  # type: ignore[return-value]
+
     # --- what a backend says: how a worker to add is described ----------------------------
 
     def _new_worker(self, name: str, worker: Any, X: Any, y: Any) -> WorkerRecord:

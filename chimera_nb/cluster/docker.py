@@ -82,9 +82,8 @@ class DockerCluster(BaseCluster):
     Parameters
     ----------
     workers : mapping of str to target, or sequence of targets
-        As for :class:`~chimera_nb.cluster.LocalCluster`: worker objects
-        (``SGDWorker(...)``, pickled into the run directory and mounted read-only) or
-        paths of seed-style scripts. A sequence names its workers ``"worker1"``, ...
+        As for :class:`~chimera_nb.cluster.LocalCluster`: worker objects (pickled into the
+        run directory, mounted read-only) or seed-style scripts; a sequence's are "worker1"...
     name : str, default="chimera"
         Shown in the repr, and (made safe) in container names:
         ``<name>-<run id>-<worker>``. Starting a cluster closes any running cluster of this
@@ -105,11 +104,9 @@ class DockerCluster(BaseCluster):
     cpu_shares : mapping of str to int, or sequence of int, optional
         Docker CPU shares per worker (``CHIMERA_WORKERS_CPU_SHARES``), 2 each by default.
     network : str, default="chimera-network"
-        The bridge network's name; the run id is appended (``chimera-network-1a2b3c4d``),
-        so a network left by another run never conflicts.
+        The bridge network's name, with the run id appended (``chimera-network-1a2b3c4d``).
     subnet : str, optional
-        The network's subnet, e.g. ``"192.168.10.0/24"`` (the seed's
-        ``CHIMERA_NETWORK_PREFIX`` and ``_SUBNET_MASK``); by default Docker picks one.
+        Its subnet, e.g. ``"192.168.10.0/24"`` (``CHIMERA_NETWORK_PREFIX``, ``_SUBNET_MASK``).
     container_port : int, default=80
         The port workers listen on inside their containers (``CHIMERA_WORKERS_PORT``).
     image : str, optional
@@ -392,6 +389,9 @@ class DockerCluster(BaseCluster):
 
     def _resource_name(self, worker: ContainerWorker) -> str:
         return f"{self._slug}-{self._run_id}-{worker.name}"
+
+    def _peer_url(self, worker: ContainerWorker) -> str:
+        return f"http://{self._resource_name(worker)}:{self.container_port}"
 
     def _pickle_path(self, worker: ContainerWorker) -> Path:
         return self._run_dir / f"{worker.name}.pickle"

@@ -232,6 +232,11 @@ class RingAllReduceMaster(FittedLinearModel, Master):
         outcome = await client.broadcast(client.ring_setup, setups).wait()
         self._check_quorum(outcome, len(names), "the ring setup")
 
+    def _peer_endpoints(self, client: RingClient) -> dict[str, str]:
+        """Where workers reach each other: a cluster's ``peer_endpoints`` (container names on
+        a Docker network), else the URLs the master calls."""
+        return getattr(self._workers, "peer_endpoints", None) or client.endpoints
+
     def _setup_for(self, client: RingClient, position: int) -> RingSetupRequest:
         """What the worker at ``position`` needs: neighbours, standardization, weights."""
         ring, model = self.ring_, self._training
@@ -243,7 +248,7 @@ class RingAllReduceMaster(FittedLinearModel, Master):
             n_workers=len(ring),
             left=ring[position - 1],
             right=right,
-            right_url=client.endpoints[right],
+            right_url=self._peer_endpoints(client)[right],
             feature_mean=standardizer.feature_mean.tolist(),
             feature_scale=standardizer.feature_scale.tolist(),
             target_mean=standardizer.target_mean,
