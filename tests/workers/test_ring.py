@@ -171,3 +171,10 @@ def test_the_weights_answer_is_binary_as_the_schema_says(solo):
     assert response.headers["content-type"] == "application/octet-stream"
     assert list(documented) == ["application/octet-stream"]
 
+
+def test_a_setup_with_a_boolean_class_label_gets_422_naming_classes(solo):
+    # Execute: JSON's true is not a label (it used to be read as the label 1)
+    response = httpx.post(solo + paths.RING_SETUP, json=setup_body(solo, classes=[True, 2]))
+    # Assert
+    assert response.status_code == 422
+    assert "classes[0]" in response.json()["detail"]
