@@ -137,6 +137,10 @@ class ShardedStepResponse(BaseModel):
 
 # -- ring all-reduce (issue 12) ---------------------------------------------------------------
 
+#: The largest ring a worker joins. A worker cuts its vector into one chunk per worker, at
+#: setup, and a million chunks already take seconds; a classroom's ring is far smaller.
+MAX_RING = 1000
+
 
 class RingSetupRequest(_Body):
     """A worker's place in the ring and everything its replica of the model needs: the
@@ -146,7 +150,7 @@ class RingSetupRequest(_Body):
 
     fit_id: str = Field(min_length=1, max_length=64)
     position: Annotated[int, Strict(), Field(ge=0)]
-    n_workers: Annotated[int, Strict(), Field(ge=1)]
+    n_workers: Annotated[int, Strict(), Field(ge=1, le=MAX_RING)]
     left: str = Field(min_length=1)
     right: str = Field(min_length=1)
     right_url: str = Field(min_length=1)

@@ -74,6 +74,7 @@ def test_a_chunk_before_any_setup_is_refused_saying_to_set_up_first():
         ({"position": 1}, "position 1 is not in a ring of 1"),
         ({"feature_scale": [1.0, 0.0, 1.0]}, "feature_scale"),
         ({"weights": [0.1]}, "weights has 1 values"),
+        ({"n_workers": 10**9}, "n_workers: Input should be less than or equal to 1000"),
     ],
 )
 def test_a_bad_setup_gets_422_naming_what_is_wrong(solo, changes, field):
