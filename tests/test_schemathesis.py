@@ -24,8 +24,13 @@ from chimera_nb import (
     ClassificationWorker,
     LocalCluster,
     ParameterServerMaster,
+    ParameterShard,
     RegressionWorker,
+    RingAllReduceMaster,
+    RingWorker,
     SGDWorker,
+    ShardedParameterServerMaster,
+    ShardedSGDWorker,
 )
 from chimera_nb.wire import paths
 from tests.conftest import MasterServer
@@ -51,6 +56,9 @@ WORKERS = {
     "sgd-classifier": SGDWorker("classifier").with_data(X, LABELS),
     "regression": RegressionWorker(DecisionTreeRegressor(max_depth=3), bootstrap=True),
     "classification": ClassificationWorker(DecisionTreeClassifier(max_depth=3)),
+    "ring": RingWorker("regressor").with_data(X, Y),
+    "sharded-sgd": ShardedSGDWorker("regressor").with_data(X, Y),
+    "parameter-shard": ParameterShard(),
 }
 MASTERS = {
     "parameter-server-regressor": (
@@ -63,6 +71,9 @@ MASTERS = {
     ),
     "aggregation-regression": (AggregationMaster(), "regression"),
     "aggregation-classification": (AggregationMaster(), "classification"),
+    "ring-allreduce": (RingAllReduceMaster("regressor", max_iter=20), "ring"),
+    # its parameter shard's URL is known once the cluster runs (see the fixture)
+    "sharded-parameter-server": (ShardedParameterServerMaster, "sharded-sgd"),
 }
 
 
@@ -71,7 +82,7 @@ def servers(tmp_path_factory):
     """Name -> base URL of every server, masters fitted."""
     workers = {
         name: worker
-        if isinstance(worker, SGDWorker)
+        if isinstance(worker, (SGDWorker, ParameterShard))
         else worker.with_data(X, Y if name == "regression" else LABELS)
         for name, worker in WORKERS.items()
     }
@@ -80,6 +91,9 @@ def servers(tmp_path_factory):
         served = []
         try:
             for name, (master, worker) in MASTERS.items():
+                if master is ShardedParameterServerMaster:
+                    shard = {"parameter-shard": urls["parameter-shard"]}
+                    master = ShardedParameterServerMaster("regressor", servers=shard, max_iter=20)
                 server = MasterServer(master, {worker: urls[worker]}).__enter__()
                 served.append(server)
                 httpx.post(server.url + master.fit_path, timeout=60).raise_for_status()

@@ -47,7 +47,11 @@ _ERRORS = {
     409: "Not now: fit first, or wait for the fit that is running.",
     413: "The body is larger than this endpoint's limit.",
     422: "The request cannot be used: 'detail' names the field and the problem.",
+    502: "A server this one called in turn (a ring neighbour, a parameter shard) failed or "
+    "could not be reached: 'detail' names the link and why.",
     503: "Too few workers answered, or the fit was stopped: 'answered' and 'failed' say who.",
+    504: "What this server waited for from another (a ring neighbour's chunk) never came in "
+    "time: 'detail' names the link.",
 }
 
 

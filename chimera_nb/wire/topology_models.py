@@ -4,12 +4,13 @@ servers (placed by consistent hashing) and ring all-reduce. Kept apart from
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, Field, Strict, model_validator
 
+from ..algorithms import ParameterBlocks
 from ..spans import Span
-from .models import Label, Number, _Body
+from .models import Number, _Body
 
 __all__ = [
     "PeerSpan",
@@ -31,6 +32,11 @@ __all__ = [
 
 #: A block's name ("w0", "w1", ..., "bias") or a server's.
 Name = Annotated[str, Field(min_length=1, max_length=128)]
+#: A class label, as the schema says: an integer, a number or a string. Strict, unlike the
+#: seed's :data:`.models.Label`: JSON's ``true`` is refused, not read as the label 1.
+StrictLabel = Union[Annotated[int, Strict()], Number, Annotated[str, Strict()]]
+#: A column's scale: a standardization divides by it.
+Scale = Annotated[Number, Field(gt=0.0)]
 
 
 class ShardBlocksRequest(_Body):
@@ -66,7 +72,12 @@ class ShardCommitRequest(_Body):
 class ShardedPlan(_Body):
     """What an SGD worker needs for sharded rounds: where each block lives (``placement``,
     block -> shard; ``shards``, shard -> URL), how the blocks cut the weights, the classes,
-    and the global standardization (weights live on the shards in standardized units)."""
+    and the global standardization (weights live on the shards in standardized units).
+
+    A plan is checked whole when it comes, so that a round never finds out too late that a
+    block has no shard: ``placement`` places every block of the layout
+    (:class:`~chimera_nb.algorithms.ParameterBlocks`) and nothing else, on shards of
+    ``shards``, and the standardization has one mean and one scale per feature."""
 
     version: Annotated[int, Strict(), Field(ge=0)]
     shards: dict[Name, Name]
@@ -74,11 +85,37 @@ class ShardedPlan(_Body):
     n_outputs: Annotated[int, Strict(), Field(ge=1)]
     n_features: Annotated[int, Strict(), Field(ge=1)]
     n_blocks: Annotated[int, Strict(), Field(ge=1)]
-    classes: list[Label] | None = None
+    classes: list[StrictLabel] | None = None
     feature_mean: list[Number]
-    feature_scale: list[Number]
+    feature_scale: list[Scale]
     target_mean: Number = 0.0
-    target_scale: Number = 1.0
+    target_scale: Scale = 1.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ShardedPlan:
+        if self.n_blocks > self.n_features:
+            raise ValueError(
+                f"n_blocks is {self.n_blocks}, more than n_features = {self.n_features}: "
+                "a block holds at least one column"
+            )
+        for field in ("feature_mean", "feature_scale"):
+            if len(getattr(self, field)) != self.n_features:
+                raise ValueError(
+                    f"{field} has {len(getattr(self, field))} values; n_features = "
+                    f"{self.n_features} expected"
+                )
+        blocks = ParameterBlocks(self.n_outputs, self.n_features, self.n_blocks).names
+        unplaced = [block for block in blocks if block not in self.placement]
+        unknown = sorted(set(self.placement) - set(blocks))
+        if unplaced or unknown:
+            raise ValueError(
+                f"placement must place every block of the layout {blocks} and no other: "
+                f"{unplaced} have no shard" + (f", {unknown} are no blocks" if unknown else "")
+            )
+        strangers = sorted(set(self.placement.values()) - set(self.shards))
+        if strangers:
+            raise ValueError(f"placement names shards {strangers} that are not in 'shards'")
+        return self
 
 
 class ShardedStepRequest(_Body):
@@ -100,6 +137,10 @@ class ShardedStepResponse(BaseModel):
 
 # -- ring all-reduce (issue 12) ---------------------------------------------------------------
 
+#: The largest ring a worker joins. A worker cuts its vector into one chunk per worker, at
+#: setup, and a million chunks already take seconds; a classroom's ring is far smaller.
+MAX_RING = 1000
+
 
 class RingSetupRequest(_Body):
     """A worker's place in the ring and everything its replica of the model needs: the
@@ -109,17 +150,17 @@ class RingSetupRequest(_Body):
 
     fit_id: str = Field(min_length=1, max_length=64)
     position: Annotated[int, Strict(), Field(ge=0)]
-    n_workers: Annotated[int, Strict(), Field(ge=1)]
+    n_workers: Annotated[int, Strict(), Field(ge=1, le=MAX_RING)]
     left: str = Field(min_length=1)
     right: str = Field(min_length=1)
     right_url: str = Field(min_length=1)
     feature_mean: list[Number]
-    feature_scale: list[Annotated[Number, Field(gt=0.0)]]
+    feature_scale: list[Scale]
     target_mean: Number = 0.0
-    target_scale: Annotated[Number, Field(gt=0.0)] = 1.0
+    target_scale: Scale = 1.0
     weights: list[Number]
     bias: list[Number] = Field(min_length=1)
-    classes: list[Label] | None = None
+    classes: list[StrictLabel] | None = None
     learning_rate: Annotated[Number, Field(gt=0.0)]
     learning_rate_schedule: Literal["constant", "invscaling"] = "constant"
     power_t: Annotated[Number, Field(ge=0.0)] = 0.25

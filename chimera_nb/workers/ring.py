@@ -49,6 +49,15 @@ from .sgd import SGDWorker
 
 __all__ = ["RingWorker"]
 
+# The chunk and weights routes carry raw float64 frames (chimera_nb.wire.encoding), which
+# FastAPI cannot describe from a model: their bodies are published by hand, for /docs.
+_FRAME = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+_CHUNK_BODY = {"requestBody": {"required": True, "content": _FRAME}}
+_WEIGHTS_ANSWERS = {
+    200: {"description": "The replica's weights and bias, as a binary frame", "content": _FRAME},
+    **error_responses(409),
+}
+
 
 @dataclass(frozen=True)
 class _Ring:
@@ -258,7 +267,12 @@ class RingWorker(SGDWorker):
             self.setup(body)
             return {"position": body.position, "n_workers": body.n_workers}
 
-        @app.post(paths.RING_ROUND, response_model=RingRoundResponse)
+        @app.post(
+            paths.RING_ROUND,
+            response_model=RingRoundResponse,
+            # 409: no ring yet, or out of step; 502 and 504: a link of the ring failed
+            responses=error_responses(409, 422, 502, 504),
+        )
         async def ring_round(body: RingRoundRequest) -> RingRoundResponse:
             if self.delay_:
                 await asyncio.sleep(self.delay_)  # a straggler, made on purpose
@@ -267,13 +281,18 @@ class RingWorker(SGDWorker):
             except RingLinkError as error:
                 raise HTTPException(error.status, str(error)) from None
 
-        @app.post(paths.RING_CHUNK, status_code=204, responses=error_responses(409, 422))
+        @app.post(
+            paths.RING_CHUNK,
+            status_code=204,
+            openapi_extra=_CHUNK_BODY,
+            responses=error_responses(409, 422),
+        )
         async def ring_chunk(request: Request) -> Response:
             (chunk,), meta = decode_frame(await request.body(), request.headers, ["chunk"])
             self._queue_chunk(RingChunkMeta.model_validate(meta), chunk)
             return Response(status_code=204)
 
-        @app.get(paths.RING_WEIGHTS, responses=error_responses(409))
+        @app.get(paths.RING_WEIGHTS, response_class=Response, responses=_WEIGHTS_ANSWERS)
         async def ring_weights() -> Response:
             self._require_ring()
             body, headers = encode_frame([self.weights_, self.bias_], {"rounds": self.rounds_})

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from fastapi import FastAPI, HTTPException
 
-from ..algorithms import ParameterBlocks, Standardizer
-from ..wire import FitStep, paths
+from ..algorithms import ParameterBlocks, Standardizer, n_outputs
+from ..wire import BodyError, FitStep, paths
 from ..wire.server import error_responses
 from ..wire.topology_models import ShardedPlan, ShardedStepRequest, ShardedStepResponse
 from .sgd import SGDWorker
@@ -59,15 +59,15 @@ class ShardedSGDWorker(SGDWorker):
     _plan: _Plan | None = None
 
     async def use_plan(self, plan: ShardedPlan) -> None:
-        """Follow ``plan`` from now on (its version must come with each round)."""
+        """Follow ``plan`` from now on (its version must come with each round). A plan that
+        does not fit this worker's shard is refused (422 naming the field) before anything
+        changes: the plan in use stays."""
+        self._check_plan(plan)
         if self._plan is not None:
             await self._plan.caller.close()
         holdings: dict[str, list[str]] = {}
         for block, shard in plan.placement.items():
             holdings.setdefault(shard, []).append(block)
-        unknown = sorted(set(holdings) - set(plan.shards))
-        if unknown:
-            raise HTTPException(422, f"placement: shards {unknown} are not in 'shards'")
         self._plan = _Plan(
             plan.version,
             ParameterBlocks(plan.n_outputs, plan.n_features, plan.n_blocks),
@@ -81,6 +81,26 @@ class ShardedSGDWorker(SGDWorker):
             plan.classes,
             ShardCaller(self.name_, plan.shards, getattr(self, "token_", None)),
         )
+
+    def _check_plan(self, plan: ShardedPlan) -> None:
+        """What the plan's model cannot check alone: its layout fits this shard's features
+        and classes (the weights the shards hold then fit :meth:`fit_step`)."""
+        if plan.n_features != self.X_.shape[1]:
+            raise BodyError(
+                "n_features",
+                f"is {plan.n_features} but this shard has {self.X_.shape[1]} features "
+                f"{self.columns_}",
+            )
+        n_classes = 0
+        if self.model_type == "classifier":
+            n_classes = self._class_indices(plan.classes)[0]  # 422 if a label is missing
+        expected = n_outputs(self.model_type, n_classes)
+        if plan.n_outputs != expected:
+            raise BodyError(
+                "n_outputs",
+                f"is {plan.n_outputs} but a {self.model_type} with {n_classes or 'no'} classes "
+                f"has {expected} row(s) of weights",
+            )
 
     async def sharded_step(self, request: ShardedStepRequest) -> ShardedStepResponse:
         """One round: pull, compute, push (see the module)."""
@@ -100,7 +120,7 @@ class ShardedSGDWorker(SGDWorker):
                 *(caller.pull(s, b, round_number) for s, b in plan.holdings.items())
             )  # 1
             blocks = {name: block for answer, _ in pulled for name, block in answer.items()}
-            weights, bias = plan.layout.join(blocks)
+            weights, bias = self._join(plan, blocks)
             raw = plan.standardizer.weights_to_raw(weights, bias)  # 2
             result = self.fit_step(FitStep(*raw, plan.classes))
             gradient = plan.standardizer.gradient_from_raw(
@@ -122,6 +142,22 @@ class ShardedSGDWorker(SGDWorker):
             spans=[asdict(span) for span in spans],
         )
 
+    def _join(self, plan: _Plan, blocks: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The weights the shards sent, joined; a block of another size than the plan's
+        layout says means the shards hold another fit's weights (409: send a new plan)."""
+        try:
+            weights, bias = plan.layout.join(blocks)
+            if bias.shape != (plan.layout.n_outputs,):
+                raise ValueError(f"'bias' has {bias.size} values, not {plan.layout.n_outputs}")
+            return weights, bias
+        except ValueError as error:
+            raise HTTPException(
+                409,
+                f"{self.name_}: the shards' blocks do not fit plan version {plan.version} "
+                f"({error}): they hold another layout; the master sends a new plan when it "
+                "fits again",
+            ) from None
+
     def _add_routes(self, app: FastAPI) -> None:
         super()._add_routes(app)
 
@@ -133,7 +169,8 @@ class ShardedSGDWorker(SGDWorker):
         @app.post(
             paths.SGD_SHARDED_STEP,
             response_model=ShardedStepResponse,
-            responses=error_responses(409, 422),  # and 502: a shard failed
+            # 409: no plan, or another plan's version; 502: a call to a shard failed
+            responses=error_responses(409, 422, 502),
         )
         async def sharded_step(body: ShardedStepRequest) -> ShardedStepResponse:
             return await self.sharded_step(body)

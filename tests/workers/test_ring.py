@@ -74,6 +74,7 @@ def test_a_chunk_before_any_setup_is_refused_saying_to_set_up_first():
         ({"position": 1}, "position 1 is not in a ring of 1"),
         ({"feature_scale": [1.0, 0.0, 1.0]}, "feature_scale"),
         ({"weights": [0.1]}, "weights has 1 values"),
+        ({"n_workers": 10**9}, "n_workers: Input should be less than or equal to 1000"),
     ],
 )
 def test_a_bad_setup_gets_422_naming_what_is_wrong(solo, changes, field):
@@ -139,3 +140,42 @@ def test_a_late_chunk_of_an_earlier_fit_is_refused(solo):
     # Assert
     assert response.status_code == 409
     assert "a chunk of fit old came late" in response.json()["detail"]
+
+
+def test_a_round_whose_right_neighbour_is_gone_is_a_502_the_schema_documents():
+    # Prepare: a ring of two whose right neighbour's port has nothing behind it
+    with LocalCluster({"left": RingWorker("regressor").with_data(X, Y)}, name="gone") as cluster:
+        url = cluster.endpoints["left"]
+        gone = setup_body(url, n_workers=2, right="gone", right_url="http://127.0.0.1:9")
+        httpx.post(url + paths.RING_SETUP, json=gone).raise_for_status()
+        # Execute
+        answer = httpx.post(url + paths.RING_ROUND, json={"round_number": 1}, timeout=30)
+        schema = httpx.get(url + "/openapi.json").json()
+    # Assert: the link is named, and the status and its body are in the schema
+    assert answer.status_code == 502
+    assert "left -> gone" in answer.json()["detail"]
+    documented = schema["paths"][paths.RING_ROUND]["post"]["responses"]
+    assert {"409", "422", "502", "504"} <= set(documented)
+    assert documented["502"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ErrorResponse"
+    )
+
+
+def test_the_weights_answer_is_binary_as_the_schema_says(solo):
+    # Prepare
+    httpx.post(solo + paths.RING_SETUP, json=setup_body(solo)).raise_for_status()
+    # Execute
+    response = httpx.get(solo + paths.RING_WEIGHTS)
+    schema = httpx.get(solo + "/openapi.json").json()
+    # Assert
+    documented = schema["paths"][paths.RING_WEIGHTS]["get"]["responses"]["200"]["content"]
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert list(documented) == ["application/octet-stream"]
+
+
+def test_a_setup_with_a_boolean_class_label_gets_422_naming_classes(solo):
+    # Execute: JSON's true is not a label (it used to be read as the label 1)
+    response = httpx.post(solo + paths.RING_SETUP, json=setup_body(solo, classes=[True, 2]))
+    # Assert
+    assert response.status_code == 422
+    assert "classes[0]" in response.json()["detail"]
