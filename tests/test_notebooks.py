@@ -76,6 +76,23 @@ EXPECTED_OUTPUT = {
         "answered within two rounds of joining: True",
         "workers per round: 3 at first, 4 at most, 3 at the end",
     ],
+    "07_topologies_and_communication": [
+        "ring's weights equal the star's to 1e-10: True",
+        "sharded's weights equal the star's to 1e-10: True",
+        "12 per round (N = 3 workers x 2 (N - 1) = 4 steps)",  # chunk calls from the spans
+        "star's server: measured = N d 8 exactly: True",
+        "(within 0.1% of 2 (N - 1) / N d 8: True)",  # a ring worker's bytes, N = 2, 3, 4
+        # the emulated link delays every call by its bytes: a lower bound, whatever the load
+        "every emulated round took at least the network's share the model predicts: True",
+        "all to shard5: True",
+        "hash ring: moved share between 10% and 30%: True",
+        "of the blocks moved (more than 70%: True)",  # hash % S
+        "the ones the ring predicted: True",
+        "across the join, the weights equal the star's to 1e-10: True",
+        "top-k 1% (k = 1 of d = 13): 12 bytes per worker and round, where dense sends 104",
+        "from the dense final loss (within 2%: True)",  # top-k 1% with error feedback
+        "(clearly worse, more than 2% above: True)",  # top-k 1% without it
+    ],
 }
 
 
