@@ -20,6 +20,7 @@ per process: the master and every worker must compute the same placement.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -168,7 +169,12 @@ class ParameterBlocks:
 
     def columns(self, block: str) -> np.ndarray:
         """The weight columns of a weight block (``np.array_split`` of the features)."""
-        return np.array_split(np.arange(self.n_features), self.n_blocks)[int(block[1:])]
+        return self._column_split[int(block[1:])]
+
+    @functools.cached_property
+    def _column_split(self) -> list[np.ndarray]:
+        # Cut once per layout: a round splits and joins every block.
+        return np.array_split(np.arange(self.n_features), self.n_blocks)
 
     def split(self, weights: Matrix, bias: Vector) -> dict[str, Vector]:
         """``{block: flat vector}`` of a model, or of a gradient."""
