@@ -46,6 +46,11 @@ def sends_what_it_sent(chunks, received, position, step):  # the chunk of this s
 def unfinished(chunks, received, position, step): ...
 
 
+def never_returns(chunks, received, position, step):
+    while True:
+        pass
+
+
 def top_k_encode(gradient, residual, k):
     corrected = gradient + residual
     indices = np.argsort(-np.abs(corrected))[:k]
@@ -134,6 +139,18 @@ def test_a_ring_step_that_sends_the_wrong_chunk_fails_the_real_run_in_words():
     # Assert
     assert time.monotonic() - started < 20
     assert not run.ok and "the ring is out of step" in run.problem
+
+
+def test_a_ring_step_that_never_returns_is_stopped_on_the_worker_and_the_run_ends_in_words():
+    # Prepare
+    worker = labs.LabRingWorker("regressor", all_gather_step=never_returns)
+    started = time.monotonic()
+    # Execute
+    run = labs.run(RingAllReduceMaster("regressor", max_iter=2, ring_timeout=2.0), worker, X, y, 3)
+    # Assert
+    assert time.monotonic() - started < 20
+    assert not run.ok
+    assert "your never_returns ran longer than 2 s and was stopped" in run.problem
 
 
 def test_the_students_top_k_on_real_workers_fits_as_the_kits_with_and_without_memory():
