@@ -6,13 +6,15 @@ soft vote, a round policy, a consistency rule. These helpers run them where they
 real workers and a real master, and keep the run's protocol trace:
 
 * :func:`setup` starts a lab: a time limit on every cell, and the worker launcher warmed up;
-* :class:`LabSGDWorker`, :class:`LabClassificationWorker`: workers that compute with the
-  student's function (it travels to the worker process as source, :mod:`.shipping`);
+* :class:`LabSGDWorker`, :class:`LabClassificationWorker`, :class:`LabRingWorker`: workers
+  that compute with the student's function (it travels to the worker process as source,
+  :mod:`.shipping`): a gradient, a bootstrap sample, a top-k encoder, a ring step;
 * :class:`BaggingMaster`: a bagging master whose bootstrap seeds come from the student;
 * :func:`start_cluster`, :func:`fit`, :func:`run`: a small cluster (slowed or killed workers
   included), a fit whose student rules run under time limits, and the :class:`LabRun` it
   leaves: ``history``, ``spans``, ``rule_calls``, ``round_seconds()``...;
 * :func:`central_twin`: the same rounds on one machine, to compare a distributed fit with;
+  :func:`ring_allreduce_with`: a ring all-reduce in one process, from the student's steps;
 * :func:`time_limit`: stop code that runs too long (every test of a lab uses it).
 
 Why so careful with time: an autograder runs many notebooks in a row, and a student's loop
@@ -42,14 +44,16 @@ if TYPE_CHECKING:
     from .handover import RuleCall
     from .limits import TimeLimitError, limit_cells, time_limit
     from .masters import BaggingMaster
+    from .ring import ring_allreduce_with
     from .runs import LabRun, fit, run, start_cluster
     from .twin import CentralTwin, central_twin
-    from .workers import LabClassificationWorker, LabSGDWorker
+    from .workers import LabClassificationWorker, LabRingWorker, LabSGDWorker
 
 __all__ = [
     "BaggingMaster",
     "CentralTwin",
     "LabClassificationWorker",
+    "LabRingWorker",
     "LabRun",
     "LabSGDWorker",
     "RuleCall",
@@ -57,6 +61,7 @@ __all__ = [
     "central_twin",
     "fit",
     "limit_cells",
+    "ring_allreduce_with",
     "run",
     "setup",
     "start_cluster",
@@ -74,6 +79,7 @@ _LAZY = {
     "BaggingMaster": ".masters",
     "CentralTwin": ".twin",
     "LabClassificationWorker": ".workers",
+    "LabRingWorker": ".workers",
     "LabRun": ".runs",
     "LabSGDWorker": ".workers",
     "RuleCall": ".handover",
@@ -81,6 +87,7 @@ _LAZY = {
     "central_twin": ".twin",
     "fit": ".runs",
     "limit_cells": ".limits",
+    "ring_allreduce_with": ".ring",
     "run": ".runs",
     "start_cluster": ".runs",
     "time_limit": ".limits",

@@ -19,8 +19,10 @@ __all__ = [
     "ContractError",
     "check_bootstrap_rows",
     "check_gradient",
+    "check_ring_step",
     "check_rule_result",
     "check_seeds",
+    "check_top_k",
     "describe",
 ]
 
@@ -126,6 +128,64 @@ def check_seeds(result: Any, name: str, n_workers: int) -> list[int]:
             )
         seeds.append(int(seed))
     return seeds
+
+
+def check_ring_step(result: Any, name: str, sizes: Sequence[int]) -> tuple[list[np.ndarray], int]:
+    """``(chunks, send)`` of one ring step: as many chunks as before, each its size, and the
+    index of the chunk to send next."""
+    n = len(sizes)
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        extra = f" {_UNFINISHED}" if result is None or result is Ellipsis else ""
+        raise ContractError(
+            f"your {name} returned {describe(result)}; it must return (chunks, send): the "
+            f"list of {n} chunks and the index of the chunk to send next.{extra}"
+        )
+    chunks, send = result
+    if not isinstance(chunks, (tuple, list)) or len(chunks) != n:
+        raise ContractError(
+            f"the chunks your {name} returned are {describe(chunks)}; they must be a list of "
+            f"{n} arrays, one per worker of the ring"
+        )
+    checked = [
+        _array(chunk, f"chunk {index} of what your {name} returned", (size,))
+        for index, (chunk, size) in enumerate(zip(chunks, sizes))
+    ]
+    if isinstance(send, bool) or not isinstance(send, (int, np.integer)) or not 0 <= send < n:
+        raise ContractError(
+            f"your {name} said to send chunk {send!r} next; it must be a chunk index, an "
+            f"integer from 0 to {n - 1}"
+        )
+    return checked, int(send)
+
+
+def check_top_k(result: Any, name: str, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``((indices, values), new_residual)`` of a top-k encoder: distinct indices of the
+    vector, one value each, and a residual as long as the vector."""
+    expected = "((indices, values), new_residual)"
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        extra = f" {_UNFINISHED}" if result is None or result is Ellipsis else ""
+        raise ContractError(
+            f"your {name} returned {describe(result)}; it must return {expected}.{extra}"
+        )
+    sent, residual = result
+    if not isinstance(sent, (tuple, list)) or len(sent) != 2:
+        raise ContractError(
+            f"what your {name} sends is {describe(sent)}; it must be (indices, values)"
+        )
+    indices = np.asarray(sent[0])
+    if indices.ndim != 1 or not (np.issubdtype(indices.dtype, np.integer) and len(indices)):
+        raise ContractError(
+            f"the indices your {name} sends are {describe(indices)} of {indices.dtype}; they "
+            "must be a 1-d array of at least one integer index"
+        )
+    if indices.min() < 0 or indices.max() >= size or len(np.unique(indices)) != len(indices):
+        raise ContractError(
+            f"the indices your {name} sends must be distinct, from 0 to {size - 1}; they are "
+            f"{indices.tolist()}"
+        )
+    values = _array(sent[1], f"the values your {name} sends", indices.shape)
+    residual = _array(residual, f"the new residual your {name} returned", (size,))
+    return indices, values, residual
 
 
 def check_rule_result(rule: str, method: str, result: Any, args: Sequence[Any]) -> Any:

@@ -4,7 +4,9 @@ it belongs, in the worker processes of a real cluster.
 * :class:`LabSGDWorker` answers ``fit-step`` with the loss and gradient the student's function
   gives on the shard (lab 1: the gradient of squared loss, of softmax);
 * :class:`LabClassificationWorker` fits its member on the bootstrap rows the student's function
-  draws from the seed the master sent (lab 2).
+  draws from the seed the master sent (lab 2);
+* :class:`LabRingWorker` does each step of the ring all-reduce with the student's functions,
+  and :class:`LabSGDWorker` can compress its gradient with the student's top-k (lab 5).
 
 The function travels as source (:mod:`.shipping`) and is compiled when the worker starts. What
 it returns is checked (:mod:`.contracts`); whatever goes wrong comes back to the master as
@@ -26,13 +28,23 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ..workers import ClassificationWorker, SGDWorker
+from ..algorithms.compression import SparseVector, TopK
+from ..algorithms.ring import RingPhase, RingStep
+from ..wire import FitStepResult
+from ..wire.compressed import CompressedFitStepResult, CompressionRequest
+from ..workers import ClassificationWorker, RingWorker, SGDWorker
 from ..workers.training_data import TrainingData
-from .contracts import ContractError, check_bootstrap_rows, check_gradient
+from .contracts import (
+    ContractError,
+    check_bootstrap_rows,
+    check_gradient,
+    check_ring_step,
+    check_top_k,
+)
 from .limits import time_limit
 from .shipping import ShippedFunction
 
-__all__ = ["LabClassificationWorker", "LabSGDWorker", "StudentCodeError"]
+__all__ = ["LabClassificationWorker", "LabRingWorker", "LabSGDWorker", "StudentCodeError"]
 
 #: Seconds a student's function may run for one request on a worker.
 CALL_LIMIT = 2.0
@@ -42,6 +54,10 @@ def _shipped(function: Callable | ShippedFunction | None) -> ShippedFunction | N
     if function is None or isinstance(function, ShippedFunction):
         return function
     return ShippedFunction.of(function)
+
+
+def _compiled(shipped: ShippedFunction | None) -> Callable | None:
+    return None if shipped is None else shipped.compile()
 
 
 class StudentCodeError(Exception):
@@ -102,6 +118,12 @@ class LabSGDWorker(_AnswersStudentErrors, SGDWorker):
         ``gradient(weights, bias, X, y) -> (loss, weights_gradient, bias_gradient)``, the
         *mean* loss of the rows ``X, y`` and its gradient; ``y`` holds targets, or class
         indices for a classifier. None: the kit's own loss.
+    top_k : function, optional
+        ``top_k(gradient, residual, k) -> ((indices, values), new_residual)``: your top-k
+        encoder with error feedback, used when the master asks for top-k compression
+        (``ParameterServerMaster(compression=TopK(ratio, error_feedback))``; ``k`` comes from
+        the ratio). With error feedback the worker keeps the new residual for the next round;
+        without, it passes zeros and forgets it. None: the kit's :class:`TopK`.
 
     Examples
     --------
@@ -110,17 +132,25 @@ class LabSGDWorker(_AnswersStudentErrors, SGDWorker):
     """
 
     def __init__(
-        self, model_type: str = "regressor", gradient: Callable | ShippedFunction | None = None
+        self,
+        model_type: str = "regressor",
+        gradient: Callable | ShippedFunction | None = None,
+        *,
+        top_k: Callable | ShippedFunction | None = None,
     ) -> None:
         super().__init__(model_type)
         self.gradient = _shipped(gradient)
+        self.top_k = _shipped(top_k)
 
     def _repr_arguments(self) -> str:
-        return f"{self.model_type!r}, gradient={self.gradient!r}"
+        top_k = "" if self.top_k is None else f", top_k={self.top_k!r}"
+        return f"{self.model_type!r}, gradient={self.gradient!r}{top_k}"
 
     def load(self, name: str, data: TrainingData) -> LabSGDWorker:
         super().load(name, data)
-        self._function = None if self.gradient is None else self.gradient.compile()
+        self._function = _compiled(self.gradient)
+        self._top_k = _compiled(self.top_k)
+        self._residual: tuple[str, np.ndarray] | None = None  # (fit, residual) of error feedback
         return self
 
     def _loss_and_gradient(
@@ -141,6 +171,97 @@ class LabSGDWorker(_AnswersStudentErrors, SGDWorker):
             return check_gradient(answer, self.gradient.name, weights.shape)
         except Exception as error:
             raise _failure(self.gradient, error) from None
+
+    def compressed(
+        self, result: FitStepResult, request: CompressionRequest
+    ) -> CompressedFitStepResult:
+        """Top-k compression by your function (the kit's without one, and for QSGD): the kit
+        turns the gradient into the master's units, your function picks what to send."""
+        if self._top_k is None or request.method != "top_k":
+            return super().compressed(result, request)
+        everything = request.model_copy(update={"ratio": 1.0, "error_feedback": False})
+        dense = super().compressed(result, everything)  # all of it, in the master's units
+        gradient = dense.gradient.dense()
+        if self._residual is None or self._residual[0] != request.fit:
+            self._residual = (request.fit, np.zeros_like(gradient))  # a new fit starts afresh
+        residual = self._residual[1] if request.error_feedback else np.zeros_like(gradient)
+        k = TopK(request.ratio).k(gradient.size)
+        try:
+            with time_limit(CALL_LIMIT, f"your {self.top_k.name}"):
+                answer = self._top_k(gradient.copy(), residual.copy(), k)
+            indices, values, new_residual = check_top_k(answer, self.top_k.name, gradient.size)
+        except Exception as error:
+            raise _failure(self.top_k, error) from None
+        if request.error_feedback:
+            self._residual = (request.fit, new_residual)
+        order = np.argsort(indices)
+        sent = SparseVector(gradient.size, indices[order].astype(np.uint32), values[order])
+        return CompressedFitStepResult(sent, dense.n_outputs, dense.n_samples, dense.loss)
+
+
+class LabRingWorker(_AnswersStudentErrors, RingWorker):
+    """A :class:`~chimera_nb.RingWorker` that does each step of the ring all-reduce with your
+    functions: the kit's rounds, chunks and calls to the neighbour, your arithmetic.
+
+    Parameters
+    ----------
+    model_type : {"regressor", "classifier"}
+    reduce_scatter_step, all_gather_step : function, optional
+        ``step(chunks, received, position, step) -> (chunks, send)``: this worker's chunks
+        (a list of N arrays) after the chunk ``received`` from its left neighbour at ``step``
+        (0 ... N - 2) of the phase, and the index of the chunk to send at the next step. The
+        worker sends that chunk; its neighbour refuses one it did not expect (409). None:
+        the kit's step.
+
+    Examples
+    --------
+    >>> LabRingWorker("regressor", reduce_scatter_step=rs_step, all_gather_step=ag_step)  # doctest: +SKIP
+    LabRingWorker('regressor', reduce_scatter_step=rs_step, all_gather_step=ag_step)
+    """
+
+    def __init__(
+        self,
+        model_type: str = "regressor",
+        *,
+        reduce_scatter_step: Callable | ShippedFunction | None = None,
+        all_gather_step: Callable | ShippedFunction | None = None,
+    ) -> None:
+        super().__init__(model_type)
+        self.reduce_scatter_step = _shipped(reduce_scatter_step)
+        self.all_gather_step = _shipped(all_gather_step)
+
+    def _repr_arguments(self) -> str:
+        return (
+            f"{self.model_type!r}, reduce_scatter_step={self.reduce_scatter_step!r}, "
+            f"all_gather_step={self.all_gather_step!r}"
+        )
+
+    def load(self, name: str, data: TrainingData) -> LabRingWorker:
+        super().load(name, data)
+        self._steps = {
+            RingPhase.REDUCE_SCATTER: self.reduce_scatter_step,
+            RingPhase.ALL_GATHER: self.all_gather_step,
+        }
+        self._compiled = {phase: _compiled(shipped) for phase, shipped in self._steps.items()}
+        return self
+
+    def _ring_step(
+        self, ring: Any, buffer: np.ndarray, step: RingStep, received: np.ndarray
+    ) -> int:
+        """Your step for this phase on the chunks of ``buffer`` (the kit's without one),
+        checked, under a time limit; the worker then sends the chunk it names."""
+        shipped, function = self._steps[step.phase], self._compiled[step.phase]
+        if function is None:
+            return super()._ring_step(ring, buffer, step, received)
+        chunks = [buffer[part].copy() for part in ring.slices]
+        try:
+            with time_limit(CALL_LIMIT, f"your {shipped.name}"):
+                answer = function(chunks, received.copy(), ring.setup.position, step.step)
+            new_chunks, send = check_ring_step(answer, shipped.name, [len(c) for c in chunks])
+        except Exception as error:
+            raise _failure(shipped, error) from None
+        buffer[:] = np.concatenate(new_chunks)
+        return send
 
 
 class LabClassificationWorker(_AnswersStudentErrors, ClassificationWorker):

@@ -185,6 +185,7 @@ class RingWorker(SGDWorker):
         :func:`~chimera_nb.algorithms.ring.ring_allreduce`)."""
         setup, slices = ring.setup, ring.slices
         buffer = vector.copy()
+        send = setup.position  # reduce-scatter's first step sends the worker's own chunk
         async with ring.link.session(setup.timeout) as session:
             for step in ring_steps(setup.position, setup.n_workers):
                 meta = RingChunkMeta(
@@ -192,18 +193,28 @@ class RingWorker(SGDWorker):
                     round_number=round_number,
                     phase=step.phase.value,
                     step=step.step,
-                    index=step.send,
+                    index=send,
                     sender=self.name_,
                 )
                 # send first, then wait: a chunk is queued at once by its receiver, so no
                 # worker waits for one that waits for it
-                await ring.link.send(session, buffer[slices[step.send]], meta, spans)
+                await ring.link.send(session, buffer[slices[send]], meta, spans)
                 received = await self._receive(ring, step, round_number)
-                if step.phase is RingPhase.REDUCE_SCATTER:
-                    buffer[slices[step.receive]] += received
-                else:
-                    buffer[slices[step.receive]] = received
+                send = self._ring_step(ring, buffer, step, received)
         return buffer
+
+    def _ring_step(
+        self, ring: _Ring, buffer: np.ndarray, step: RingStep, received: np.ndarray
+    ) -> int:
+        """One step's arithmetic, in place: add the received chunk to this worker's copy
+        (reduce-scatter) or replace its copy (all-gather). Returns the chunk to send at the
+        next step, which is always the one just updated (a lab's worker does this step with
+        a student's function: :class:`chimera_nb.labs.LabRingWorker`)."""
+        if step.phase is RingPhase.REDUCE_SCATTER:
+            buffer[ring.slices[step.receive]] += received
+        else:
+            buffer[ring.slices[step.receive]] = received
+        return step.receive
 
     async def _receive(self, ring: _Ring, step: RingStep, round_number: int) -> np.ndarray:
         """The chunk of ``step`` from the left neighbour, waited for at most ``timeout`` s."""
