@@ -13,11 +13,28 @@ S shards       ``N (d / S) 8`` per shard     ``2 alpha + 2 max(N / S, 1) d 8 bet
 ring           ``2 (N-1)/N d 8`` per worker  ``2 (N-1) (alpha + (d / N) 8 beta)``
 =============  ===========================  ================================================
 
-Each function's docstring derives its row. "Links that queue" is the textbook's network:
-every node has one link, and the messages of a node wait for each other on it. The kit's
-emulated network (:mod:`chimera_nb.workers.network`) is different in one way that matters:
-it delays **each call on its own** (its round-trip latency, plus its bodies' bytes over the
-bandwidth), so calls to one node do not queue. ``queued=False`` predicts that network.
+"Links that queue" is the textbook's network: every node has one link, the messages of a
+node wait for each other on it, and a message is one way.
+
+The kit's emulated network (:mod:`chimera_nb.workers.network`) differs in two ways that
+matter: it delays **each call on its own** (its round-trip latency, ``2 alpha``, plus its
+request's and answer's bodies over the bandwidth), so calls to one node do not queue; and
+every message is an HTTP call, a round trip, some of them the master's control calls.
+``queued=False`` predicts the calls the kit makes, one after another, with ``d_s`` the
+parameters of the busiest shard and ``c = (d + 1) / N`` the kit's ring chunk:
+
+=============  =====================================================
+topology       time of a round (the kit: each call delayed on its own)
+=============  =====================================================
+star (PS)      ``2 alpha + 2 d 8 beta``
+S shards       ``10 alpha + 2 d_s 8 beta``
+ring           ``2 alpha + 2 (N-1) (2 alpha + c 8 beta)``
+=============  =====================================================
+
+Each function's docstring derives its rows from the messages (and, for the kit, the calls)
+a round makes. The model predicts the network's share of a round: the software's share
+(HTTP, encoding, the gradient) is measured, by running the same rounds with no emulation
+(``benchmarks/cost_model.py`` adds the two).
 
 :func:`ledger` reads spans (the kit's one measurement of communication) into bytes per node
 and per round, and sets a prediction beside them; :func:`round_seconds` gives each round's
@@ -108,37 +125,57 @@ def star_round(
 
 
 def sharded_round(
-    n_workers: int, n_parameters: int, n_shards: int, network: AlphaBeta, *, queued: bool = True
+    n_workers: int,
+    n_parameters: int,
+    n_shards: int,
+    network: AlphaBeta,
+    *,
+    queued: bool = True,
+    largest_shard: float | None = None,
 ) -> RoundCost:
-    """``S`` parameter shards, each holding ``d / S`` of the parameters: every worker pulls
-    its weights from, and pushes its gradient slice to, every shard.
+    """``S`` parameter shards, each holding some of the parameters: every worker pulls its
+    weights from, and pushes its gradient slice to, every shard.
 
-    Bytes: a shard sends ``d / S`` values to each of ``N`` workers and receives as many:
-    ``8 N d / S`` each way; a worker still moves ``8 d`` each way, in ``S`` messages.
+    ``largest_shard``: the parameters the busiest shard holds, ``d / S`` by default. A hash
+    ring rarely splits evenly (``master.placement_`` says how it did), and the busiest shard
+    sets both the time and the bytes at the busiest node.
 
-    Time, links that queue: a shard's link carries ``8 N d / S`` each way and a worker's
-    ``8 d``; the slower of the two sets the pace: ``2 alpha + 2 max(N / S, 1) 8 d beta``. With
+    Bytes: the busiest shard sends ``d_s = largest_shard`` values to each of ``N`` workers and
+    receives as many: ``8 N d_s`` each way; a worker still moves ``8 d`` each way, in ``S``
+    messages. (Weights and gradients only: the JSON of the control calls, and a pull's list
+    of block names, come on top; the ledger shows them.)
+
+    Time, links that queue: a shard's link carries ``8 N d_s`` each way and a worker's
+    ``8 d``; the slower of the two sets the pace: ``2 alpha + 2 max(N d_s, d) 8 beta``. With
     ``S = N`` shards the server's bottleneck is gone (and ``S = 1`` is the star).
 
-    Time, calls delayed on their own: each call carries ``8 d / S`` each way, all at once:
-    ``2 alpha + 2 8 (d / S) beta``.
+    Time, the kit's calls, each delayed on its own (``queued=False``), one after another:
+
+    1. the master's ``sharded-step`` call to every worker (at once), whose answer comes
+       back ``2 alpha`` late; inside it, each worker
+    2. pulls from every shard at once: ``2 alpha + 8 d_s beta`` for the busiest;
+    3. computes, then pushes to every shard at once: ``2 alpha + 8 d_s beta`` again;
+    4. then the master asks every shard to propose its step (``2 alpha``),
+    5. and to commit it (``2 alpha``).
+
+    Five round trips and two slices: ``10 alpha + 2 8 d_s beta`` (the control calls' small
+    JSON bodies left out).
     """
     values = n_parameters * VALUE_BYTES
-    per_shard = n_workers * values / n_shards
-    on_busiest_link = max(per_shard, values) if queued else values / n_shards
+    per_call = (n_parameters / n_shards if largest_shard is None else largest_shard) * VALUE_BYTES
+    per_shard = n_workers * per_call
+    if queued:
+        seconds = 2 * network.alpha + 2 * max(per_shard, values) * network.beta
+    else:
+        seconds = 10 * network.alpha + 2 * per_call * network.beta
     return RoundCost(
-        "sharded",
-        n_workers,
-        n_parameters,
-        2 * network.alpha + 2 * on_busiest_link * network.beta,
-        per_shard,
-        per_shard,
-        values,
-        values,
+        "sharded", n_workers, n_parameters, seconds, per_shard, per_shard, values, values
     )
 
 
-def ring_round(n_workers: int, n_parameters: int, network: AlphaBeta) -> RoundCost:
+def ring_round(
+    n_workers: int, n_parameters: int, network: AlphaBeta, *, queued: bool = True
+) -> RoundCost:
     """Ring all-reduce: the gradient is cut into ``N`` chunks of ``d / N`` values;
     reduce-scatter takes ``N - 1`` steps (each worker sends one chunk to its next neighbour
     and adds the one it receives), then all-gather ``N - 1`` more (passing on the finished
@@ -148,22 +185,30 @@ def ring_round(n_workers: int, n_parameters: int, network: AlphaBeta) -> RoundCo
     step when ``N`` does not divide ``d``): less than ``2 8 d``, whatever ``N``, and no node
     carries more than another.
 
-    Time: the steps follow each other and every link carries one chunk per step, so nothing
-    queues: ``2 (N - 1) (alpha + 8 (d / N) beta)``. The bandwidth term stays below
-    ``2 8 d beta``; the latency term grows with ``N``. (A ring step made as an HTTP call, as
-    in the kit, waits for its answer: count its round trip, ``2 alpha``, per step.)
+    Time, links that queue (the textbook's one-way messages): the steps follow each other and
+    every link carries one chunk per step, so nothing queues:
+    ``2 (N - 1) (alpha + 8 (d / N) beta)``. The bandwidth term stays below ``2 8 d beta``; the
+    latency term grows with ``N``.
+
+    Time, the kit's calls (``queued=False``): the kit reduces ``d + 1`` values, the gradient
+    times the worker's sample count and the count itself (so every replica can divide by
+    the total), in chunks of ``c = (d + 1) / N``. A step is an HTTP POST of one chunk to the
+    right neighbour, answered (empty) ``2 alpha + 8 c beta`` later; a worker starts its next
+    step once that answer and its left neighbour's chunk are in. The chunk is not what it
+    waits for: it left at the same moment and takes ``alpha + 8 c beta`` on a real link (the
+    kit's emulation even hands it over at once and delays only the answer). Around the
+    ``2 (N - 1)`` steps, the master's ``ring/round`` call, answered ``2 alpha`` late:
+    ``2 alpha + 2 (N - 1) (2 alpha + 8 c beta)``. The bytes are those of ``d + 1`` values.
     """
-    chunk = n_parameters * VALUE_BYTES / n_workers
+    values = n_parameters if queued else n_parameters + 1
+    chunk = values * VALUE_BYTES / n_workers
     steps = 2 * (n_workers - 1)
+    if queued:
+        seconds = steps * (network.alpha + chunk * network.beta)
+    else:
+        seconds = 2 * network.alpha + steps * (2 * network.alpha + chunk * network.beta)
     return RoundCost(
-        "ring",
-        n_workers,
-        n_parameters,
-        steps * (network.alpha + chunk * network.beta),
-        0.0,
-        0.0,
-        steps * chunk,
-        steps * chunk,
+        "ring", n_workers, n_parameters, seconds, 0.0, 0.0, steps * chunk, steps * chunk
     )
 
 

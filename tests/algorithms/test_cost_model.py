@@ -62,7 +62,28 @@ def test_sharded_round_divides_the_servers_bytes_by_the_shards() -> None:
     assert sharded_round(4, 1000, 1, NETWORK).seconds == pytest.approx(
         star_round(4, 1000, NETWORK).seconds
     )
-    assert sharded_round(4, 1000, 2, NETWORK, queued=False).seconds == pytest.approx(0.010)
+
+
+def test_sharded_round_of_the_kits_calls_is_five_round_trips_and_two_slices() -> None:
+    # Execute: N = 4, d = 1000, S = 2: slices of 500 values, 4,000 bytes
+    cost = sharded_round(4, 1000, 2, NETWORK, queued=False)
+
+    # Assert: step, pull, push, propose, commit: 5 * 2 ms + 2 * 4,000 us = 18 ms
+    assert cost.seconds == pytest.approx(0.018)
+    assert cost.server_bytes_received == 16_000
+
+
+def test_sharded_round_follows_the_busiest_shard() -> None:
+    # Execute: the hash ring put 600 of the 1000 parameters on one of the 2 shards
+    kit = sharded_round(4, 1000, 2, NETWORK, queued=False, largest_shard=600)
+    queued = sharded_round(4, 1000, 2, NETWORK, largest_shard=600)
+
+    # Assert: 4,800 bytes a slice; that shard gets 4 of them
+    assert kit.server_bytes_received == kit.server_bytes_sent == 19_200
+    assert kit.worker_bytes_sent == 8_000
+    assert kit.seconds == pytest.approx(0.010 + 2 * 0.0048)  # 19.6 ms
+    # its link carries 19,200 bytes each way: 2 ms + 2 * 19,200 us = 40.4 ms
+    assert queued.seconds == pytest.approx(0.0404)
 
 
 @pytest.mark.parametrize("n_workers", [2, 4, 8])
@@ -82,6 +103,25 @@ def test_ring_round_at_four_workers_by_hand() -> None:
     cost = ring_round(4, 1000, NETWORK)
     assert cost.seconds == pytest.approx(0.018)
     assert cost.worker_bytes_received == pytest.approx(12_000)
+
+
+def test_ring_round_of_the_kits_calls_counts_round_trips_and_the_sample_count() -> None:
+    # Execute: N = 4, d = 999: the kit reduces 1000 values, chunks of 250 (2,000 bytes)
+    cost = ring_round(4, 999, NETWORK, queued=False)
+
+    # Assert: the master's call (2 ms) around 6 steps of (2 ms + 2,000 us) = 26 ms
+    assert cost.seconds == pytest.approx(0.026)
+    assert cost.worker_bytes_sent == cost.worker_bytes_received == pytest.approx(12_000)
+    assert cost.server_bytes_received == 0
+
+
+def test_ring_round_of_the_kits_calls_at_two_workers_by_hand() -> None:
+    # N = 2, d = 999: chunks of 500 values (4,000 bytes); 2 ms + 2 * (2 ms + 4,000 us) = 14 ms
+    cost = ring_round(2, 999, NETWORK, queued=False)
+    assert cost.seconds == pytest.approx(0.014)
+    assert cost.worker_bytes_sent == pytest.approx(8_000)
+    # the textbook's one-way steps: 2 * (1 ms + 3,996 us), 7,992 bytes
+    assert ring_round(2, 999, NETWORK).seconds == pytest.approx(0.009992)
 
 
 def spans_of_two_star_rounds() -> list[Span]:
