@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .masters import (
         AggregationMaster,
         EventBus,
+        FederatedAveragingMaster,
         ParameterServerMaster,
         RingAllReduceMaster,
         ShardedParameterServerMaster,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from .seed import ChimeraSettings, load_settings, run
     from .workers import (
         ClassificationWorker,
+        FederatedClient,
         ParameterShard,
         RegressionWorker,
         RingWorker,
@@ -69,6 +71,8 @@ __all__ = [
     "FitInProgressError",
     "DockerCluster",
     "EventBus",
+    "FederatedAveragingMaster",
+    "FederatedClient",
     "Lab",
     "LocalCluster",
     "NotFittedError",
@@ -99,6 +103,8 @@ _LAZY = {
     "ClassificationWorker": ".workers",
     "DockerCluster": ".cluster",
     "EventBus": ".masters",
+    "FederatedAveragingMaster": ".masters",
+    "FederatedClient": ".workers",
     "Lab": ".notebook",
     "LocalCluster": ".cluster",
     "ParameterServerMaster": ".masters",

@@ -5,6 +5,8 @@
   placed by consistent hashing;
 * :class:`RingAllReduceMaster`: the same, with the workers averaging gradients around a
   ring (no parameter server);
+* :class:`FederatedAveragingMaster`: federated averaging (FedAvg, FedProx): clients train
+  locally and the master averages their weights;
 * :class:`AggregationMaster`: distributed bagging (an ensemble; the seed's "model" and
   "hybrid" parallelism).
 
@@ -26,6 +28,7 @@ from .clocks import AppliedUpdate, ClockedRounds
 from .endpoints import resolve_endpoints
 from .estimator import Estimator, HasMethods, Interval, Options
 from .events import EventBus, StepEvent
+from .federated import FEDERATED_AVERAGING_FIT, FederatedAveragingMaster
 from .flowchart import Flowchart, chain
 from .history import RoundRecord
 from .linear_model import PARAMETER_SERVER_PREDICT
@@ -42,6 +45,7 @@ __all__ = [
     "PARAMETER_SERVER_FIT_ASP",
     "PARAMETER_SERVER_FIT_SSP",
     "AGGREGATION_FIT",
+    "FEDERATED_AVERAGING_FIT",
     "AGGREGATION_PREDICT",
     "PARAMETER_SERVER_FIT",
     "PARAMETER_SERVER_PREDICT",
@@ -53,6 +57,7 @@ __all__ = [
     "CheckpointedFit",
     "Estimator",
     "EventBus",
+    "FederatedAveragingMaster",
     "FitHandle",
     "FitStarts",
     "Flowchart",

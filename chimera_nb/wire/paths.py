@@ -70,3 +70,12 @@ RING_ROUND = "/v1/chimera/ring/round"
 RING_CHUNK = "/v1/chimera/ring/chunk"
 RING_WEIGHTS = "/v1/chimera/ring/weights"
 DATA = DATA | {RING_SETUP, RING_CHUNK}  # weights and chunks: as large as the model
+
+# -- Federated learning (issue 13, not in the seed) -------------------------------------------
+# The master sends a sampled client the global weights (standardized units, with the global
+# standardization); the client trains on its shard for a few local epochs or steps and answers
+# its new weights and its number of samples.
+FEDERATED_AVERAGING_FIT = "/v1/chimera/federated-averaging/fit"
+FEDERATED_AVERAGING_PREDICT = "/v1/chimera/federated-averaging/predict"
+FED_FIT = "/v1/chimera/fed/fit"  # POST a frame: global weights and local-training options
+DATA = DATA | {FEDERATED_AVERAGING_PREDICT, FED_FIT}

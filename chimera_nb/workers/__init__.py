@@ -5,6 +5,7 @@
   (ring all-reduce, no server in the middle);
 * :class:`RegressionWorker` and :class:`ClassificationWorker` fit a scikit-learn estimator
   for bagging (model and hybrid parallelism);
+* :class:`FederatedClient` trains locally for federated averaging (FedAvg, FedProx);
 * :class:`ParameterShard` holds some blocks of the weights, and :class:`ShardedSGDWorker`
   pulls from and pushes to the shards (sharded parameter servers).
 
@@ -13,6 +14,7 @@ Any of them serves with ``worker.serve()``, as in the seed.
 
 from .bagging import ClassificationWorker, RegressionWorker
 from .base import Worker
+from .federated import FederatedClient
 from .parameter_shard import ParameterShard
 from .ring import RingWorker
 from .sgd import SGDWorker
@@ -20,6 +22,7 @@ from .sharded_sgd import ShardedSGDWorker
 
 __all__ = [
     "ClassificationWorker",
+    "FederatedClient",
     "ParameterShard",
     "RegressionWorker",
     "SGDWorker",
