@@ -73,6 +73,12 @@ class FederatedClient(SGDWorker):
     def local_fit(self, request: FederatedFit) -> FederatedFitResult:
         """Train from ``request``'s global weights on this shard; the new weights."""
         options = request.options
+        if len(request.feature_mean) != self.X_.shape[1]:
+            raise BodyError(
+                "weights",
+                f"are for {len(request.feature_mean)} features but this shard has "
+                f"{self.X_.shape[1]}: {self.columns_}",
+            )
         X = (self.X_ - request.feature_mean) / request.feature_scale
         if self.model_type == "regressor":
             n_classes, targets = 0, (self.y_ - options.target_mean) / options.target_scale

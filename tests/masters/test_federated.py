@@ -3,6 +3,7 @@ against a twin: the parameter server's gradient descent, or the same step in one
 
 from __future__ import annotations
 
+import httpx
 import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression
@@ -73,6 +74,21 @@ def test_five_local_epochs_on_three_clients_reach_linear_regression_r2(wine_clie
     # Assert
     assert r2_score(y, master.predict(X)) > reference - 0.01
     assert master.history_[0].n_samples == {"worker1": 3248, "worker2": 1950, "worker3": 1299}
+
+
+def test_rest_fit_and_predict_at_the_federated_paths(wine_clients, wine_quality, serve_master):
+    # Prepare
+    X, _ = wine_quality
+    master = FederatedAveragingMaster("regressor", n_rounds=5, fraction_fit=0.5, random_state=2)
+    body = {"X_pred_columns": list(X.columns), "X_pred_rows": X.iloc[:4].to_numpy().tolist()}
+    with serve_master(master, wine_clients) as server:
+        # Execute
+        fitted = httpx.post(server.url + paths.FEDERATED_AVERAGING_FIT, timeout=60)
+        predicted = httpx.post(server.url + paths.FEDERATED_AVERAGING_PREDICT, json=body)
+    # Assert
+    assert fitted.status_code == 200 and fitted.json()["n_rounds"] == 5
+    assert fitted.json()["answered"] == master.history_[-1].extra["sampled"]
+    assert predicted.json()["y_pred_rows"] == pytest.approx(master.predict(X.iloc[:4]).tolist())
 
 
 def test_sampled_clients_alone_are_asked_and_weighted_by_their_samples(four_clients, wine_quality):
