@@ -279,11 +279,8 @@ class FederatedAveragingMaster(FittedLinearModel, Master):
         self._training = zero_model(
             self.model_type, sample.X_train_sample_columns, statistics.results
         )
-        self.seed_ = (
-            self.random_state
-            if self.random_state is not None
-            else int(np.random.SeedSequence().generate_state(1)[0])
-        )
+        drawn = int(np.random.SeedSequence().generate_state(1)[0])
+        self.seed_ = drawn if self.random_state is None else self.random_state
         self.loss_curve_: list[float] = []
         self.n_iter_, self.converged_ = 0, False
 
@@ -297,6 +294,8 @@ class FederatedAveragingMaster(FittedLinearModel, Master):
                 f"{type(self).__name__}'s min_clients={self.min_clients} but only {len(names)} "
                 "clients are available: lower min_clients or add clients"
             )
+        if n_sampled == len(names):  # everyone: nothing to draw
+            return list(names)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed_, round_number]))
         chosen = rng.choice(len(names), n_sampled, replace=False)
         return [names[index] for index in sorted(chosen)]
