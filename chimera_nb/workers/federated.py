@@ -26,7 +26,10 @@ from ..wire.federated_models import FederatedFit, FederatedFitResult
 from ..wire.server import error_responses
 from .sgd import SGDWorker
 
-__all__ = ["FederatedClient", "local_batches"]
+__all__ = ["MAX_LOCAL_STEPS", "FederatedClient", "local_batches"]
+
+#: The most local steps one round may ask of a client.
+MAX_LOCAL_STEPS = 1_000_000
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _FED_FIT_DOCS = {
@@ -93,6 +96,11 @@ class FederatedClient(SGDWorker):
         n_steps = options.local_steps or (options.local_epochs or 1) * -(
             -len(X) // (options.batch_size or len(X))
         )
+        if n_steps > MAX_LOCAL_STEPS:  # one request must not hold the worker for hours
+            raise BodyError(
+                "local_steps" if options.local_steps else "local_epochs",
+                f"asks for {n_steps} local steps; at most {MAX_LOCAL_STEPS} per round",
+            )
         weights, bias = request.weights.copy(), request.bias.copy()
         loss = None
         batches = local_batches(len(X), options.batch_size, np.random.default_rng(seeds[0]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
+from sklearn.datasets import load_iris
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import r2_score
 
@@ -60,6 +61,25 @@ def test_one_full_batch_step_per_round_equals_the_parameter_servers_gradient_des
     assert federated.loss_curve_ == pytest.approx(server.loss_curve_[:-1], rel=1e-10)
     assert federated.n_iter_ == 30 and len(federated.history_) == 30
     assert all(r.extra["sampled"] == ["worker1", "worker2", "worker3"] for r in federated.history_)
+
+
+def test_softmax_with_one_full_batch_step_equals_the_parameter_server_too():
+    # Prepare
+    X, y = load_iris(return_X_y=True)
+    y = np.array(["setosa", "versicolor", "virginica"])[y]
+    options = dict(learning_rate=0.2, random_state=0)
+    federated = FederatedAveragingMaster("classifier", n_rounds=15, local_steps=1, **options)
+    server = ParameterServerMaster("classifier", max_iter=15, tol=0.0, learning_rate=0.2)
+    with LocalCluster.from_shards(
+        FederatedClient("classifier"), X, y, n_workers=3, method="random", random_state=0
+    ) as cluster:
+        # Execute
+        federated.fit(cluster)
+        server.fit(cluster)
+    # Assert
+    assert federated.classes_ == server.classes_ == ["setosa", "versicolor", "virginica"]
+    np.testing.assert_allclose(federated.coef_, server.coef_, rtol=0, atol=1e-10)
+    assert (federated.predict(X) == server.predict(X)).all()
 
 
 def test_five_local_epochs_on_three_clients_reach_linear_regression_r2(wine_clients, wine_quality):

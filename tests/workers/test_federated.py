@@ -113,6 +113,8 @@ def test_the_sgd_workers_fit_step_still_answers_on_a_federated_client(client_url
         ({"local_steps": 1, "learning_rate": 0.1, "local_epochs": 1}, "local_steps"),
         ({"local_steps": 1, "learning_rate": -1.0}, "learning_rate"),
         ({"local_steps": 1, "learning_rate": 0.1, "noise_multiplier": 1.0}, "clip_norm"),
+        ({"local_steps": 10**7, "learning_rate": 0.1}, "local_steps"),
+        ({"local_epochs": 10**6, "batch_size": 1, "learning_rate": 0.1}, "local_epochs"),
     ],
 )
 def test_unusable_options_get_a_422_naming_the_field(client_url, options, named):
