@@ -16,6 +16,7 @@ from chimera_nb import (
     FederatedClient,
     LocalCluster,
     ParameterServerMaster,
+    QuorumError,
 )
 from chimera_nb.algorithms import ColumnStatistics, Standardizer, squared_loss
 from chimera_nb.algorithms.sharding import split
@@ -166,6 +167,32 @@ def test_sampling_draws_differ_by_round_and_by_seed(four_clients):
     draws = [tuple(r.extra["sampled"]) for r in first.history_]
     assert len(set(draws)) > 1
     assert draws != [tuple(r.extra["sampled"]) for r in second.history_]
+
+
+def test_a_client_killed_mid_fit_is_named_and_quorum_all_then_fails_clearly(wine_quality):
+    # Prepare
+    X, y = wine_quality
+    tolerant = FederatedAveragingMaster("regressor", n_rounds=8, local_steps=1)
+    strict = FederatedAveragingMaster("regressor", n_rounds=8, local_steps=1, quorum="all")
+    for master, victim in ((tolerant, "worker2"), (strict, "worker3")):
+        with LocalCluster.from_shards(FederatedClient("regressor"), X, y, n_workers=3) as cluster:
+            master.events.subscribe(
+                lambda event, cluster=cluster, victim=victim: (
+                    cluster.kill(victim) if (event.step, event.round_number) == ("E", 4) else None
+                )
+            )
+            # Execute
+            if master is tolerant:
+                master.fit(cluster)
+            else:
+                with pytest.raises(QuorumError) as raised:
+                    master.fit(cluster)
+    # Assert
+    assert tolerant.history_[2].answered == ["worker1", "worker2", "worker3"]
+    assert "worker2" in tolerant.history_[3].failed
+    assert "worker2" not in tolerant.history_[-1].answered and len(tolerant.history_) == 8
+    assert "round 4 reached 2 of 3 workers" in str(raised.value)
+    assert raised.value.answered == ["worker1", "worker2"]
 
 
 def test_min_clients_above_the_clients_available_is_refused_by_name(four_clients):
