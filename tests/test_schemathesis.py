@@ -22,6 +22,8 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from chimera_nb import (
     AggregationMaster,
     ClassificationWorker,
+    FederatedAveragingMaster,
+    FederatedClient,
     LocalCluster,
     ParameterServerMaster,
     ParameterShard,
@@ -59,6 +61,7 @@ WORKERS = {
     "ring": RingWorker("regressor").with_data(X, Y),
     "sharded-sgd": ShardedSGDWorker("regressor").with_data(X, Y),
     "parameter-shard": ParameterShard(),
+    "federated": FederatedClient("regressor").with_data(X, Y),
 }
 MASTERS = {
     "parameter-server-regressor": (
@@ -74,6 +77,7 @@ MASTERS = {
     "ring-allreduce": (RingAllReduceMaster("regressor", max_iter=20), "ring"),
     # its parameter shard's URL is known once the cluster runs (see the fixture)
     "sharded-parameter-server": (ShardedParameterServerMaster, "sharded-sgd"),
+    "federated-averaging": (FederatedAveragingMaster("regressor", n_rounds=5), "federated"),
 }
 
 
