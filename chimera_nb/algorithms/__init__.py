@@ -32,7 +32,16 @@ from .losses import LossAndGradient, l2_penalty, logistic_loss, softmax_loss, sq
 from .preprocessing import ColumnStatistics, Standardizer
 from .rounds import FirstK, RoundPolicy, WaitForAll
 from .schedules import Constant, InverseScaling, LearningRateSchedule, make_schedule
-from .sharding import contiguous_shards, hash_shards, random_shards, range_shards, split
+from .sharding import (
+    contiguous_shards,
+    dirichlet_shards,
+    hash_shards,
+    label_shards,
+    quantity_skew,
+    random_shards,
+    range_shards,
+    split,
+)
 
 __all__ = [
     "ASP",
@@ -71,9 +80,11 @@ __all__ = [
     "WeightedMean",
     "contiguous_shards",
     "decision_function",
+    "dirichlet_shards",
     "gradient_descent",
     "hash_shards",
     "l2_penalty",
+    "label_shards",
     "ledger",
     "logistic_loss",
     "loss_for",
@@ -82,6 +93,7 @@ __all__ = [
     "mean_prediction",
     "n_outputs",
     "predict_proba",
+    "quantity_skew",
     "random_shards",
     "range_shards",
     "ring_round",
