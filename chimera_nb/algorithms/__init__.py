@@ -30,6 +30,7 @@ from .hashing import BIAS_BLOCK, HashRing, Move, ParameterBlocks, stable_hash
 from .linear import decision_function, loss_for, n_outputs, predict_proba
 from .losses import LossAndGradient, l2_penalty, logistic_loss, softmax_loss, squared_loss
 from .preprocessing import ColumnStatistics, Standardizer
+from .robust import CoordinateMedian, Krum, TrimmedMean, krum_scores
 from .rounds import FirstK, RoundPolicy, WaitForAll
 from .schedules import Constant, InverseScaling, LearningRateSchedule, make_schedule
 from .sharding import (
@@ -51,6 +52,7 @@ __all__ = [
     "QSGD",
     "SSP",
     "Consistency",
+    "CoordinateMedian",
     "ColumnStatistics",
     "FirstK",
     "Combined",
@@ -63,6 +65,7 @@ __all__ = [
     "GradientDescentResult",
     "HashRing",
     "InverseScaling",
+    "Krum",
     "LearningRateSchedule",
     "LossAndGradient",
     "MeanPrediction",
@@ -76,6 +79,7 @@ __all__ = [
     "SoftVote",
     "Standardizer",
     "TopK",
+    "TrimmedMean",
     "WaitForAll",
     "WeightedMean",
     "contiguous_shards",
@@ -83,6 +87,7 @@ __all__ = [
     "dirichlet_shards",
     "gradient_descent",
     "hash_shards",
+    "krum_scores",
     "l2_penalty",
     "label_shards",
     "ledger",
