@@ -30,7 +30,14 @@ from .hashing import BIAS_BLOCK, HashRing, Move, ParameterBlocks, stable_hash
 from .linear import decision_function, loss_for, n_outputs, predict_proba
 from .losses import LossAndGradient, l2_penalty, logistic_loss, softmax_loss, squared_loss
 from .preprocessing import ColumnStatistics, Standardizer
-from .robust import CoordinateMedian, Krum, TrimmedMean, krum_scores
+from .robust import (
+    BYZANTINE_SCALE,
+    CoordinateMedian,
+    Krum,
+    TrimmedMean,
+    byzantine_answer,
+    krum_scores,
+)
 from .rounds import FirstK, RoundPolicy, WaitForAll
 from .schedules import Constant, InverseScaling, LearningRateSchedule, make_schedule
 from .sharding import (
@@ -49,6 +56,7 @@ __all__ = [
     "BIAS_BLOCK",
     "AlphaBeta",
     "BSP",
+    "BYZANTINE_SCALE",
     "QSGD",
     "SSP",
     "Consistency",
@@ -82,6 +90,7 @@ __all__ = [
     "TrimmedMean",
     "WaitForAll",
     "WeightedMean",
+    "byzantine_answer",
     "contiguous_shards",
     "decision_function",
     "dirichlet_shards",

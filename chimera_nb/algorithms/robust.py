@@ -21,7 +21,39 @@ import numpy as np
 
 from .aggregation import Gradient, ShardGradient, weighted_mean
 
-__all__ = ["CoordinateMedian", "Krum", "TrimmedMean", "krum_scores"]
+__all__ = [
+    "BYZANTINE_SCALE",
+    "CoordinateMedian",
+    "Krum",
+    "TrimmedMean",
+    "byzantine_answer",
+    "krum_scores",
+]
+
+#: What ``scale`` is for each kind of Byzantine answer when none is given.
+BYZANTINE_SCALE = {"sign-flip": 1.0, "scaled": 10.0, "noise": 1.0}
+
+
+def byzantine_answer(
+    vector: np.ndarray, kind: str, scale: float | None, rng: np.random.Generator
+) -> np.ndarray:
+    """What a Byzantine worker sends instead of its honest ``vector`` (a gradient or a
+    client's update; never raw weights, whose sign means nothing):
+
+    * ``"sign-flip"``: ``-scale * vector``, ascent instead of descent. Once ``scale`` exceeds
+      the number of honest workers (equal shards), the mean points uphill.
+    * ``"scaled"``: ``scale * vector``, one worker shouting (a mean's step grows with it).
+    * ``"noise"``: Gaussian noise of standard deviation ``scale``, ignoring ``vector``: the
+      "Gaussian Byzantine worker" of Blanchard et al. 2017.
+    """
+    scale = BYZANTINE_SCALE[kind] if scale is None else scale
+    if kind == "sign-flip":
+        return -scale * vector
+    if kind == "scaled":
+        return scale * vector
+    if kind == "noise":
+        return rng.normal(0.0, scale, size=np.shape(vector))
+    raise ValueError(f"kind must be 'sign-flip', 'noise' or 'scaled', got {kind!r}")
 
 
 def _stacked(gradients: Mapping[str, ShardGradient]) -> np.ndarray:

@@ -70,3 +70,8 @@ RING_ROUND = "/v1/chimera/ring/round"
 RING_CHUNK = "/v1/chimera/ring/chunk"
 RING_WEIGHTS = "/v1/chimera/ring/weights"
 DATA = DATA | {RING_SETUP, RING_CHUNK}  # weights and chunks: as large as the model
+
+# -- Byzantine workers (issue 13, not in the seed) ---------------------------------------------
+# A teaching fault: the worker corrupts what it answers to training calls (sign-flipped,
+# scaled or noise gradients) until told to be honest; see chimera_nb.algorithms.robust.
+FAULTS_BYZANTINE = "/v1/chimera/faults/byzantine"
