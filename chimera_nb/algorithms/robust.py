@@ -46,14 +46,14 @@ def byzantine_answer(
     * ``"noise"``: Gaussian noise of standard deviation ``scale``, ignoring ``vector``: the
       "Gaussian Byzantine worker" of Blanchard et al. 2017.
     """
+    if kind not in BYZANTINE_SCALE:
+        raise ValueError(f"kind must be 'sign-flip', 'noise' or 'scaled', got {kind!r}")
     scale = BYZANTINE_SCALE[kind] if scale is None else scale
     if kind == "sign-flip":
         return -scale * vector
     if kind == "scaled":
         return scale * vector
-    if kind == "noise":
-        return rng.normal(0.0, scale, size=np.shape(vector))
-    raise ValueError(f"kind must be 'sign-flip', 'noise' or 'scaled', got {kind!r}")
+    return rng.normal(0.0, scale, size=np.shape(vector))  # "noise"
 
 
 def _stacked(gradients: Mapping[str, ShardGradient]) -> np.ndarray:

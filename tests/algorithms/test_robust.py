@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from chimera_nb.algorithms import ShardGradient, WeightedMean
-from chimera_nb.algorithms.robust import CoordinateMedian, Krum, TrimmedMean, krum_scores
+from chimera_nb.algorithms.robust import (
+    CoordinateMedian,
+    Krum,
+    TrimmedMean,
+    byzantine_answer,
+    krum_scores,
+)
 
 
 def _answers(*rows: list[float], n_samples: list[int] | None = None) -> dict[str, ShardGradient]:
@@ -142,3 +148,20 @@ def test_the_rules_keep_the_shapes_of_a_multiclass_gradient() -> None:
     for rule in (CoordinateMedian(), TrimmedMean(), Krum()):
         actual = rule.aggregate(answers)
         assert actual.weights.shape == (3, 2) and actual.bias.shape == (3,), rule
+
+
+# --- what a Byzantine worker sends -----------------------------------------------------------
+
+
+def test_byzantine_answers_flip_scale_or_replace_the_vector() -> None:
+    # Prepare
+    vector, rng = np.array([1.0, -2.0, 0.5]), np.random.default_rng(0)
+
+    # Execute / Assert
+    np.testing.assert_array_equal(byzantine_answer(vector, "sign-flip", None, rng), -vector)
+    np.testing.assert_array_equal(byzantine_answer(vector, "sign-flip", 3.0, rng), -3.0 * vector)
+    np.testing.assert_array_equal(byzantine_answer(vector, "scaled", None, rng), 10.0 * vector)
+    noise = byzantine_answer(np.zeros(10_000), "noise", 2.0, np.random.default_rng(1))
+    assert 1.9 < noise.std() < 2.1
+    with pytest.raises(ValueError, match="kind must be"):
+        byzantine_answer(vector, "flip", None, rng)
