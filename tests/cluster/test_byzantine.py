@@ -144,6 +144,21 @@ def test_the_cluster_records_the_settings_until_made_honest(byzantine):
     assert (settings.kind, settings.scale, settings.seed) == ("noise", 0.5, 3)
 
 
+def test_a_restart_makes_the_worker_honest(byzantine):
+    # Prepare
+    honest = _gradient(byzantine, "worker4")
+    byzantine.byzantine("worker4", "sign-flip")
+
+    # Execute
+    byzantine.restart("worker4")
+
+    # Assert
+    assert byzantine.byzantine_workers() == {}
+    np.testing.assert_array_equal(
+        _gradient(byzantine, "worker4").weights_gradient, honest.weights_gradient
+    )
+
+
 def test_bad_settings_are_refused_naming_the_field(byzantine):
     # Execute / Assert: by the cluster, before anything is sent
     with pytest.raises(ConfigurationError, match="kind"):
