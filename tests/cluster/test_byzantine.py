@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from chimera_nb import ConfigurationError, LocalCluster, ParameterServerMaster, SGDWorker
-from chimera_nb.algorithms import CoordinateMedian, Krum, dirichlet_shards
+from chimera_nb.algorithms import CoordinateMedian, Krum, TrimmedMean, dirichlet_shards
 from chimera_nb.cluster import WorkerState
 from chimera_nb.states import WorkerFault
 from chimera_nb.wire import FitStep, FitStepResult, paths
@@ -175,7 +175,7 @@ def test_bad_settings_are_refused_naming_the_field(byzantine):
     assert byzantine.byzantine_workers() == {}
 
 
-def test_one_sign_flipping_worker_collapses_the_mean_but_not_the_median_or_krum(byzantine):
+def test_one_sign_flipping_worker_collapses_the_mean_but_not_the_robust_rules(byzantine):
     # Prepare
     clean = _accuracy(byzantine)
 
@@ -184,12 +184,14 @@ def test_one_sign_flipping_worker_collapses_the_mean_but_not_the_median_or_krum(
     mean = _accuracy(byzantine)
     median = _accuracy(byzantine, CoordinateMedian())
     krum = _accuracy(byzantine, Krum(n_byzantine=1))
+    trimmed = _accuracy(byzantine, TrimmedMean(trim=1))
 
     # Assert
     assert clean > 0.9
     assert mean < 0.5
     assert median >= clean - 0.03
     assert krum >= clean - 0.03
+    assert trimmed >= clean - 0.03
 
 
 def test_from_shards_deals_dirichlet_shards_to_the_workers(tmp_path):
