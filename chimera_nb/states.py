@@ -49,6 +49,9 @@ class WorkerFault(_State):
     DISCONNECTED = "disconnected"
     #: ``partition()``: the worker hangs up on every call until ``heal()``; it shows FAILED.
     PARTITIONED = "partitioned"
+    #: ``byzantine()``: the worker answers, wrongly (a corrupted gradient or update); it
+    #: shows UP, since it is alive and answers on time: only the answers betray it.
+    BYZANTINE = "byzantine"
 
 
 class ClusterState(_State):

@@ -30,18 +30,37 @@ from .hashing import BIAS_BLOCK, HashRing, Move, ParameterBlocks, stable_hash
 from .linear import decision_function, loss_for, n_outputs, predict_proba
 from .losses import LossAndGradient, l2_penalty, logistic_loss, softmax_loss, squared_loss
 from .preprocessing import ColumnStatistics, Standardizer
+from .robust import (
+    BYZANTINE_SCALE,
+    CoordinateMedian,
+    Krum,
+    TrimmedMean,
+    byzantine_answer,
+    krum_scores,
+)
 from .rounds import FirstK, RoundPolicy, WaitForAll
 from .schedules import Constant, InverseScaling, LearningRateSchedule, make_schedule
-from .sharding import contiguous_shards, hash_shards, random_shards, range_shards, split
+from .sharding import (
+    contiguous_shards,
+    dirichlet_shards,
+    hash_shards,
+    label_shards,
+    quantity_skew,
+    random_shards,
+    range_shards,
+    split,
+)
 
 __all__ = [
     "ASP",
     "BIAS_BLOCK",
     "AlphaBeta",
     "BSP",
+    "BYZANTINE_SCALE",
     "QSGD",
     "SSP",
     "Consistency",
+    "CoordinateMedian",
     "ColumnStatistics",
     "FirstK",
     "Combined",
@@ -54,6 +73,7 @@ __all__ = [
     "GradientDescentResult",
     "HashRing",
     "InverseScaling",
+    "Krum",
     "LearningRateSchedule",
     "LossAndGradient",
     "MeanPrediction",
@@ -67,13 +87,18 @@ __all__ = [
     "SoftVote",
     "Standardizer",
     "TopK",
+    "TrimmedMean",
     "WaitForAll",
     "WeightedMean",
+    "byzantine_answer",
     "contiguous_shards",
     "decision_function",
+    "dirichlet_shards",
     "gradient_descent",
     "hash_shards",
+    "krum_scores",
     "l2_penalty",
+    "label_shards",
     "ledger",
     "logistic_loss",
     "loss_for",
@@ -82,6 +107,7 @@ __all__ = [
     "mean_prediction",
     "n_outputs",
     "predict_proba",
+    "quantity_skew",
     "random_shards",
     "range_shards",
     "ring_round",

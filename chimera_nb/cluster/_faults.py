@@ -7,7 +7,7 @@ books (a worker's :class:`~chimera_nb.states.WorkerFault`, its state, a line in
 ``_disconnect`` and ``_reconnect``. What a backend cannot cause raises a
 :class:`~chimera_nb.ClusterError` that says what works instead. :meth:`~WorkerFaults.slow`,
 :meth:`~WorkerFaults.network`, :meth:`~WorkerFaults.partition` and
-:meth:`~WorkerFaults.heal` work over HTTP (the worker emulates its own network, see
+:meth:`~WorkerFaults.heal` and :meth:`~WorkerFaults.byzantine` work over HTTP (the worker emulates its own network, see
 :mod:`chimera_nb.workers.network`), so on every backend.
 
 Whoever watches the cluster (a notebook's dashboard) is told of every change at once, from
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from pydantic import ValidationError
@@ -28,6 +28,7 @@ from ..auth import bearer_header
 from ..logs import status_logger
 from ..states import ClusterState, WorkerFault, WorkerState
 from ..wire import paths
+from ..wire.fault_models import ByzantineRequest
 from ..wire.models import NetworkRequest
 from ..wire.server import describe_validation_errors
 from ._health import health_client
@@ -50,7 +51,8 @@ class WorkerFaults:
 
     def on_fault(self, listener: FaultListener) -> Callable[[], None]:
         """Call ``listener(name, state, fault, delay)`` after every kill, pause, unpause,
-        slow, network, partition, heal, disconnect, reconnect and restart, in the thread that made the call (be quick);
+        slow, network, partition, heal, byzantine, disconnect, reconnect and restart, in the
+        thread that made the call (be quick);
         returns a function that unsubscribes. A dashboard shows a change made from any cell
         at once, without waiting for its next ``status()`` probe."""
         self._fault_listeners = (*self._fault_listeners, listener)
@@ -63,7 +65,7 @@ class WorkerFaults:
     def _announce(self, worker: WorkerRecord) -> None:
         for listener in self._fault_listeners:
             try:
-                listener(worker.name, worker.state, worker.fault, worker.delay)
+                listener(worker.name, worker.state, worker.announced_fault, worker.delay)
             except Exception:  # a broken view must not break a fault call
                 status_logger.exception("fault listener %r failed", listener)
 
@@ -184,6 +186,58 @@ class WorkerFaults:
             status_logger.warning("fault: healed the partition of worker %s", worker.name)
             self._announce(worker)
 
+    def byzantine(
+        self,
+        name: str,
+        kind: Literal["sign-flip", "noise", "scaled"] | None = "sign-flip",
+        *,
+        scale: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """Make one worker Byzantine: it stays up and on time, but corrupts what it answers
+        to training calls (see :func:`~chimera_nb.algorithms.robust.byzantine_answer`).
+        Works over HTTP, so on every backend.
+
+        Parameters
+        ----------
+        kind : {"sign-flip", "noise", "scaled"} or None, default="sign-flip"
+            ``"sign-flip"`` sends ``-scale`` times its gradient, ``"scaled"`` ``scale`` times
+            it, ``"noise"`` Gaussian noise of standard deviation ``scale``. None: honest again.
+        scale : float or None
+            None: 1 for a sign flip and noise, 10 for ``"scaled"``.
+        seed : int or None
+            Seeds the noise: the same seed and the same calls send the same noise.
+
+        A robust aggregator (``CoordinateMedian()``, ``Krum()``) resists one such worker; the
+        default mean does not. :meth:`restart` makes it honest too.
+        """
+        worker = self._running_worker(name, "make a worker Byzantine")
+        try:
+            settings = ByzantineRequest(kind=kind, scale=scale, seed=seed)
+        except ValidationError as error:
+            raise ConfigurationError(
+                f"cluster.byzantine({name!r}, ...) cannot corrupt the answers that way: "
+                f"{describe_validation_errors(list(error.errors()))}."
+            ) from None
+        body = settings.model_dump(exclude_none=True)
+        self._post_fault(worker, paths.FAULTS_BYZANTINE, body, "corrupt the answers of", "fault")
+        worker.byzantine = None if settings.honest() else settings
+        if kind is None:
+            status_logger.warning("fault: worker %s answers honestly again", name)
+        else:
+            status_logger.warning(
+                "fault: worker %s is Byzantine (%s, scale %s, seed %s)", name, kind, scale, seed
+            )
+        self._announce(worker)
+
+    def byzantine_workers(self) -> dict[str, ByzantineRequest]:
+        """The settings of each worker :meth:`byzantine` made Byzantine (a restart clears)."""
+        return {
+            worker.name: worker.byzantine
+            for worker in self._workers.values()
+            if worker.byzantine is not None
+        }
+
     def networks(self) -> dict[str, NetworkRequest]:
         """The emulated network of each worker that has one, as :meth:`network` and
         :meth:`partition` last set it (a dashboard shows it; a restart clears it)."""
@@ -241,11 +295,13 @@ class WorkerFaults:
 
     def restart(self, name: str) -> None:
         """Stop the worker if it still runs, start the same target at the same URL (faults,
-        delays and network settings cleared), and wait until it answers ``GET /health``."""
+        delays, network and Byzantine settings cleared), and wait until it answers
+        ``GET /health``."""
         worker = self._running_worker(name, "restart a worker")
         self._stop_workers([worker])
         self._launch(worker)
         worker.fault, worker.delay, worker.network = None, 0.0, None
+        worker.byzantine = None
         self._write_manifest()
         self._raise_unless_up([worker], f"Fix it and call restart({name!r}) again.")
         status_logger.info("restarted worker %s", name)

@@ -116,14 +116,27 @@ def shard_workers(
     method: str = "contiguous",
     proportions: Sequence[float] | None = None,
     random_state: int | None = None,
+    alpha: float | None = None,
+    labels_per_worker: int | None = None,
 ) -> list[Any]:
     """``n_workers`` copies of ``worker``, copy k holding shard k of ``X, y``
-    (``worker.with_data(X_k, y_k)``); what every backend's ``from_shards`` builds on."""
+    (``worker.with_data(X_k, y_k)``); what every backend's ``from_shards`` builds on.
+    ``alpha`` and ``labels_per_worker`` are for the non-IID methods of
+    :func:`~chimera_nb.algorithms.sharding.split`."""
     from ..algorithms.sharding import split
 
     _require_with_data(worker)
     try:
-        shards = split(X, y, n_workers, method, proportions=proportions, random_state=random_state)
+        shards = split(
+            X,
+            y,
+            n_workers,
+            method,  # type: ignore[arg-type]  # split names the methods it knows
+            proportions=proportions,
+            random_state=random_state,
+            alpha=alpha,
+            labels_per_worker=labels_per_worker,
+        )
     except ValueError as error:
         raise ConfigurationError(f"Cannot split the data into shards: {error}") from error
     return [worker.with_data(X_k, y_k) for X_k, y_k in shards]

@@ -9,6 +9,7 @@ from typing import Any
 
 from .._types import WorkerURL
 from ..states import WorkerFault, WorkerState
+from ..wire.fault_models import ByzantineRequest
 from ..wire.models import NetworkRequest
 
 __all__ = ["WorkerRecord"]
@@ -28,6 +29,15 @@ class WorkerRecord:
     last_heartbeat: float | None = None  # when it last answered a heartbeat (time.time())
     missed: int = 0  # heartbeats missed in a row
     network: NetworkRequest | None = None  # network(), partition(); restart clears
+    byzantine: ByzantineRequest | None = None  # byzantine(); restart clears
+
+    @property
+    def announced_fault(self) -> WorkerFault | None:
+        """The fault to show: a liveness fault (kill, pause...) first, else BYZANTINE if it
+        corrupts its answers. Only ``fault`` decides whether it is up (a Byzantine worker is)."""
+        if self.fault is None and self.byzantine is not None:
+            return WorkerFault.BYZANTINE
+        return self.fault
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Every change of ``state``, whoever makes it (a fault call, a ``status()`` probe, a

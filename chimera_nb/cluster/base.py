@@ -172,12 +172,16 @@ class BaseCluster(WorkerFaults, Membership):
         method: str = "contiguous",
         proportions: Sequence[float] | None = None,
         random_state: int | None = None,
+        alpha: float | None = None,
+        labels_per_worker: int | None = None,
         **cluster_options: Any,
     ) -> C:
         """A cluster of ``n_workers`` copies of ``worker``, each holding one shard of the
         rows of ``X`` and ``y`` (``worker.with_data(X_k, y_k)``); see
-        :func:`chimera_nb.algorithms.sharding.split` for ``method`` and ``proportions``."""
-        workers = shard_workers(worker, X, y, n_workers, method, proportions, random_state)
+        :func:`chimera_nb.algorithms.sharding.split` for ``method`` and its options."""
+        workers = shard_workers(
+            worker, X, y, n_workers, method, proportions, random_state, alpha, labels_per_worker
+        )
         return cls(workers, **cluster_options)
 
     # --- what a master and a notebook read ----------------------------------------------

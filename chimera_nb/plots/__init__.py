@@ -10,11 +10,13 @@ the rule is a function here that both call.
 * :mod:`.latency`: each worker's latency, as boxes with outliers and over rounds;
 * :mod:`.timeline`: swimlanes of the calls of the last rounds, from spans;
 * :mod:`.flowchart`: a master's flowchart;
-* :mod:`.table`: one row per worker (a DataFrame).
+* :mod:`.table`: one row per worker (a DataFrame);
+* :mod:`.labels`: the count of each class on each client (a non-IID split).
 """
 
 from .chart import Chart
 from .flowchart import plot_flowchart
+from .labels import label_counts, plot_label_distribution
 from .latency import latency_boxes, plot_latency, plot_latency_over_rounds
 from .loss import plot_loss
 from .table import short_reason, worker_table
@@ -24,8 +26,10 @@ __all__ = [
     "Chart",
     "TimelineCall",
     "TimelineRound",
+    "label_counts",
     "latency_boxes",
     "plot_flowchart",
+    "plot_label_distribution",
     "plot_latency",
     "plot_latency_over_rounds",
     "plot_loss",

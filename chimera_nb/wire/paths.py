@@ -79,3 +79,8 @@ FEDERATED_AVERAGING_FIT = "/v1/chimera/federated-averaging/fit"
 FEDERATED_AVERAGING_PREDICT = "/v1/chimera/federated-averaging/predict"
 FED_FIT = "/v1/chimera/fed/fit"  # POST a frame: global weights and local-training options
 DATA = DATA | {FEDERATED_AVERAGING_PREDICT, FED_FIT}
+
+# -- Byzantine workers (issue 13, not in the seed) ---------------------------------------------
+# A teaching fault: the worker corrupts what it answers to training calls (sign-flipped,
+# scaled or noise gradients) until told to be honest; see chimera_nb.algorithms.robust.
+FAULTS_BYZANTINE = "/v1/chimera/faults/byzantine"

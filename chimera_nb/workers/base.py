@@ -12,13 +12,16 @@ import copy
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+import numpy as np
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..algorithms.robust import byzantine_answer
 from ..auth import require_token_for, token_matches, worker_token_from_environment
 from ..wire import DelayRequest, HealthResponse, paths
 from ..wire.fastpath import FastRoutes, RawHandler
+from ..wire.fault_models import ByzantineRequest
 from ..wire.models import NetworkRequest
 from ..wire.server import error_responses, finish_app, new_app, run_server
 from .launch import current_context
@@ -73,7 +76,23 @@ class Worker:
         self.target_name_ = data.target_name
         self.delay_ = 0.0  # seconds added before each training answer (a teaching fault)
         self.network_ = Network()  # the emulated network in front of it (normal at first)
+        self.byzantine(ByzantineRequest())  # honest at first
         return self
+
+    def byzantine(self, settings: ByzantineRequest) -> None:
+        """Corrupt every training answer from now on as ``settings`` say (or stop); a seed
+        restarts the noise, so the same seed and calls replay the same answers."""
+        self.byzantine_ = None if settings.honest() else settings
+        self._byzantine_rng = np.random.default_rng(settings.seed)
+
+    def _corrupt(self, vector: np.ndarray) -> np.ndarray:
+        """What this worker sends instead of ``vector``, its honest answer to a training call
+        (a gradient, a client's update): ``vector`` itself unless ``cluster.byzantine()`` made
+        it Byzantine. Every role calls it on what it computed, one place for every attack."""
+        if self.byzantine_ is None:
+            return vector
+        settings = self.byzantine_
+        return byzantine_answer(vector, settings.kind, settings.scale, self._byzantine_rng)
 
     def require_token(self, token: str | None) -> Worker:
         """Answer every endpoint but ``GET /health`` with 401 unless the request carries
@@ -115,6 +134,11 @@ class Worker:
         @app.post(paths.FAULTS_NETWORK, responses=error_responses(422))
         async def network(body: NetworkRequest) -> NetworkRequest:
             self.network_.configure(body)
+            return body
+
+        @app.post(paths.FAULTS_BYZANTINE, responses=error_responses(422))
+        async def byzantine(body: ByzantineRequest) -> ByzantineRequest:
+            self.byzantine(body)
             return body
 
         self._add_routes(app)

@@ -126,6 +126,7 @@ class FederatedClient(SGDWorker):
                 "weights became infinite or NaN): lower the master's learning rate",
             )
         update = self._noised(update, norm, options.clip_norm, options.noise_multiplier, seeds[1])
+        update = self._corrupt(update)  # a Byzantine client (cluster.byzantine) lies here
         new_weights = request.weights + update[: weights.size].reshape(weights.shape)
         new_bias = request.bias + update[weights.size :]
         return FederatedFitResult(new_weights, new_bias, len(X), float(loss), norm, n_steps)

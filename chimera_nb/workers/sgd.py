@@ -178,6 +178,18 @@ class SGDWorker(Worker):
             )
         return FitStepResult(weights_gradient, bias_gradient, len(X), loss)
 
+    def _corrupted(self, result: FitStepResult) -> FitStepResult:
+        """``result`` with its gradient as a Byzantine worker sends it (itself if honest); the
+        loss stays true, so a master's loss curve shows what the bad gradient did."""
+        if self.byzantine_ is None:
+            return result
+        weights, bias = result.weights_gradient, result.bias_gradient
+        vector = self._corrupt(np.append(weights.ravel(), bias))
+        n_bias = len(bias)
+        return FitStepResult(
+            vector[:-n_bias].reshape(weights.shape), vector[-n_bias:], result.n_samples, result.loss
+        )
+
     def compressed(
         self, result: FitStepResult, request: CompressionRequest
     ) -> CompressedFitStepResult:
@@ -254,7 +266,7 @@ class SGDWorker(Worker):
             await asyncio.sleep(self.delay_)  # a straggler, made on purpose
         binary = is_binary(headers)
         step = FitStep.decode(body, headers, binary)
-        result = self.fit_step(step)
+        result = self._corrupted(self.fit_step(step))
         if step.compression is not None:  # compressed frames are binary, whatever was asked
             return 200, *self.compressed(result, step.compression).encode()
         answer, answer_headers = result.encode("binary" if binary else "json")
