@@ -618,3 +618,19 @@ def test_heartbeat_verdicts_after_a_fit_gave_up_on_a_worker_read_as_doubt_not_re
         "worker2 failed (heartbeat)",
         "worker2 back",
     ]
+
+
+def test_a_byzantine_worker_is_marked_on_the_loss_chart_and_when_honest_again(lab, dashboard):
+    # Prepare
+    start_long_fit(lab, dashboard)
+
+    # Execute
+    lab.cluster.byzantine("worker2", "sign-flip")
+    wait_until(lambda: "worker2 Byzantine" in marks(dashboard), timeout=2)
+    lab.cluster.byzantine("worker2", kind=None)
+    wait_until(lambda: "worker2 honest" in marks(dashboard), timeout=2)
+    stop_fit(dashboard)
+
+    # Assert: marked once each way, and the worker stayed up throughout
+    assert marks(dashboard).count("worker2 Byzantine") == 1
+    assert worker(dashboard, "worker2")["state"] == "up"

@@ -115,6 +115,7 @@ class DashboardState:
     failures: dict[str, Failure] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
     networks: dict[str, str] = field(default_factory=dict)  # name -> "+20 ms, 5% drop"
+    byzantine: set[str] = field(default_factory=set)  # who corrupts its answers now
     clocks: dict[str, tuple[int, int]] = field(default_factory=dict)  # (clock, staleness)
     changes: int = 0  # bumped at each change of a worker's state
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -223,6 +224,10 @@ class DashboardState:
                 self._note_recovery(name, state, fault, was, delay)
             if change.network != network_was and state is not WorkerState.FAILED:
                 self._mark(f"{name} network {change.network or 'normal'}", _ORANGE)
+            lying = fault is WorkerFault.BYZANTINE
+            if lying != (name in self.byzantine):  # cluster.byzantine() turned it, or back
+                (self.byzantine.add if lying else self.byzantine.discard)(name)
+                self._mark(f"{name} Byzantine" if lying else f"{name} honest", _RED)
 
     def _note_failure(
         self, name: str, fault: WorkerFault | None, was: WorkerState | None, change: Change
@@ -271,6 +276,7 @@ class DashboardState:
         """A worker left the cluster (under the lock)."""
         for memory in (self.states, self.failures, self.delays, self.networks, self.clocks):
             memory.pop(name, None)
+        self.byzantine.discard(name)
         self.failed_this_fit.discard(name)
 
     def note_networks(self, networks: dict[str, str]) -> None:
