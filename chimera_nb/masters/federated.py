@@ -28,7 +28,7 @@ from .estimator import HasMethods, Interval, Options
 from .federated_client import FederatedCalls
 from .flowchart import Flowchart, chain
 from .history import all_failures
-from .linear_model import PARAMETER_SERVER_PREDICT, FittedLinearModel, zero_model
+from .linear_model import PARAMETER_SERVER_PREDICT, FittedLinearModel
 
 __all__ = ["FEDERATED_AVERAGING_FIT", "FederatedAveragingMaster"]
 
@@ -272,13 +272,7 @@ class FederatedAveragingMaster(FittedLinearModel, Master):
         """Step C: the columns (from the first client that answers), the global
         standardization and classes (from every client), zero weights, and the fit's seed."""
         self.events.publish(FEDERATED_AVERAGING_FIT, "C")
-        names = list(client.endpoints)
-        sample = await self._ask_in_turn(client.request_data_sample, names)
-        statistics = await client.broadcast(client.statistics, names).wait()
-        self._check_quorum(statistics, len(names), "the statistics request")
-        self._training = zero_model(
-            self.model_type, sample.X_train_sample_columns, statistics.results
-        )
+        await self._start_from_zero(client)
         drawn = int(np.random.SeedSequence().generate_state(1)[0])
         self.seed_ = drawn if self.random_state is None else self.random_state
         self.loss_curve_: list[float] = []

@@ -24,9 +24,12 @@ from ..algorithms import (
     union_of_classes,
 )
 from ..wire import FitStepResult, PredictRequest, PredictResponse, StatisticsResponse
+from .client import WorkerClient
+from .estimator import Constraint, Interval, Options
 from .flowchart import Flowchart, chain
 
 __all__ = [
+    "GRADIENT_DESCENT_CONSTRAINTS",
     "PARAMETER_SERVER_PREDICT",
     "FittedLinearModel",
     "LinearModel",
@@ -133,11 +136,37 @@ class LinearModel:
         return ShardGradient(weights, bias, answer.n_samples, loss)
 
 
+#: The constraints of the gradient-descent parameters every linear-model master shares.
+GRADIENT_DESCENT_CONSTRAINTS: dict[str, list[Constraint]] = {
+    "model_type": [Options("regressor", "classifier")],
+    "learning_rate": [Interval(float, 0, None, closed="neither")],
+    "learning_rate_schedule": [Options("constant", "invscaling")],
+    "power_t": [Interval(float, 0, None, closed="left")],
+    "max_iter": [Interval(int, 0, None, closed="left")],
+    "tol": [Interval(float, 0, None, closed="left")],
+    "alpha": [Interval(float, 0, None, closed="left")],
+}
+
+
 class FittedLinearModel:
-    """Mixin of :class:`~chimera_nb.ParameterServerMaster`: its fitted attributes and its
-    predictions, all read from the last published :class:`LinearModel` (``_model``)."""
+    """Mixin of the linear-model masters (parameter server, ring, sharded, federated): their
+    fitted attributes and predictions, all read from the last published
+    :class:`LinearModel` (``_model``), and the start every one of their fits shares."""
 
     _model: LinearModel | None = None
+
+    async def _start_from_zero(self, client: WorkerClient) -> dict[str, StatisticsResponse]:
+        """Step C's common part: the columns from a data sample (the seed's way: the first
+        worker that answers), the global standardization and classes from every worker's
+        statistics, and zero weights (``_training``); returns the statistics, by worker."""
+        names = list(client.endpoints)
+        sample = await self._ask_in_turn(client.request_data_sample, names)
+        statistics = await client.broadcast(client.statistics, names).wait()
+        self._check_quorum(statistics, len(names), "the statistics request")
+        self._training = zero_model(
+            self.model_type, sample.X_train_sample_columns, statistics.results
+        )
+        return statistics.results
 
     def _fitted(self) -> LinearModel:
         if self._model is None:

@@ -33,10 +33,10 @@ from .consistency_switch import ConsistencySwitch
 from .estimator import HasMethods, Interval, Options
 from .history import RoundRecord, all_failures
 from .linear_model import (
+    GRADIENT_DESCENT_CONSTRAINTS,
     PARAMETER_SERVER_PREDICT,
     FittedLinearModel,
     ProposedUpdate,
-    zero_model,
 )
 from .parameter_server_charts import PARAMETER_SERVER_FIT
 
@@ -205,13 +205,7 @@ class ParameterServerMaster(
 
     _parameter_constraints = {
         **Master._parameter_constraints,
-        "model_type": [Options("regressor", "classifier")],
-        "learning_rate": [Interval(float, 0, None, closed="neither")],
-        "learning_rate_schedule": [Options("constant", "invscaling")],
-        "power_t": [Interval(float, 0, None, closed="left")],
-        "max_iter": [Interval(int, 0, None, closed="left")],
-        "tol": [Interval(float, 0, None, closed="left")],
-        "alpha": [Interval(float, 0, None, closed="left")],
+        **GRADIENT_DESCENT_CONSTRAINTS,
         "batch_size": [None, Interval(int, 1, None, closed="left")],
         "encoding": [Options("json", "binary")],
         "aggregator": [None, HasMethods("aggregate")],
@@ -276,18 +270,14 @@ class ParameterServerMaster(
         that answers), the global statistics and classes from every worker, and start from
         zero weights."""
         self.events.publish(self._chart, "C")
-        names = list(client.endpoints)
-        sample = await self._ask_in_turn(client.request_data_sample, names)  # the seed's way
-        statistics = await client.broadcast(client.statistics, names).wait()
-        self._check_quorum(statistics, len(names), "the statistics request")
-        self._training = zero_model(
-            self.model_type, sample.X_train_sample_columns, statistics.results
-        )
+        statistics = await self._start_from_zero(client)
         self._expected_samples = {  # each worker's weight in a step, until it answers
             name: answer.n_samples if self.batch_size is None else self.batch_size
-            for name, answer in statistics.results.items()
+            for name, answer in statistics.items()
         }
-        self._start_or_resume(names)  # round 1, schedule, mini-batch seeds; or a checkpoint's
+        self._start_or_resume(
+            list(client.endpoints)
+        )  # round 1, schedule, mini-batch seeds; or a checkpoint's
 
     def _broadcast_fit_step(self, client: WorkerClient, round_number: int) -> PendingBroadcast:
         """Step D: send every worker the current weights, in raw units (each with its own

@@ -25,10 +25,10 @@ from ..wire import FitResponse, paths
 from ..wire.topology_models import RingRoundRequest, RingRoundResponse, RingSetupRequest
 from .base import Master, Quorum
 from .broadcast import Broadcast, PendingBroadcast
-from .estimator import Interval, Options
+from .estimator import Interval
 from .flowchart import Flowchart, chain
 from .history import RoundRecord, all_failures
-from .linear_model import PARAMETER_SERVER_PREDICT, FittedLinearModel, zero_model
+from .linear_model import GRADIENT_DESCENT_CONSTRAINTS, PARAMETER_SERVER_PREDICT, FittedLinearModel
 from .ring_client import RingClient
 
 __all__ = ["RING_ALLREDUCE_FIT", "RingAllReduceMaster"]
@@ -165,13 +165,7 @@ class RingAllReduceMaster(FittedLinearModel, Master):
 
     _parameter_constraints = {
         "timeout": Master._parameter_constraints["timeout"],
-        "model_type": [Options("regressor", "classifier")],
-        "learning_rate": [Interval(float, 0, None, closed="neither")],
-        "learning_rate_schedule": [Options("constant", "invscaling")],
-        "power_t": [Interval(float, 0, None, closed="left")],
-        "max_iter": [Interval(int, 0, None, closed="left")],
-        "tol": [Interval(float, 0, None, closed="left")],
-        "alpha": [Interval(float, 0, None, closed="left")],
+        **GRADIENT_DESCENT_CONSTRAINTS,
         "ring_timeout": [Interval(float, 0, None, closed="neither")],
     }
 
@@ -219,13 +213,8 @@ class RingAllReduceMaster(FittedLinearModel, Master):
         worker's statistics (as a parameter server's), zero weights; then each worker is
         told its place in the ring, its right neighbour and its replica's starting point."""
         self.events.publish(RING_ALLREDUCE_FIT, "C")
+        await self._start_from_zero(client)
         names = list(client.endpoints)
-        sample = await self._ask_in_turn(client.request_data_sample, names)
-        statistics = await client.broadcast(client.statistics, names).wait()
-        self._check_quorum(statistics, len(names), "the statistics request")
-        self._training = zero_model(
-            self.model_type, sample.X_train_sample_columns, statistics.results
-        )
         self.ring_ = names
         self._fit_id = uuid.uuid4().hex  # workers refuse a late chunk of an earlier fit
         setups = {name: self._setup_for(client, position) for position, name in enumerate(names)}

@@ -32,10 +32,10 @@ from .base import Master, Quorum
 from .broadcast import Broadcast
 from .client import WorkerClient
 from .endpoints import resolve_endpoints
-from .estimator import Interval, Options
+from .estimator import Interval
 from .flowchart import Flowchart, chain
 from .history import all_failures
-from .linear_model import PARAMETER_SERVER_PREDICT, FittedLinearModel, zero_model
+from .linear_model import GRADIENT_DESCENT_CONSTRAINTS, PARAMETER_SERVER_PREDICT, FittedLinearModel
 from .shard_client import ShardedClient
 
 __all__ = ["SHARDED_FIT", "ShardedParameterServerMaster"]
@@ -151,15 +151,9 @@ class ShardedParameterServerMaster(FittedLinearModel, Master):
 
     _parameter_constraints = {
         **Master._parameter_constraints,
-        "model_type": [Options("regressor", "classifier")],
+        **GRADIENT_DESCENT_CONSTRAINTS,
         "n_blocks": [None, Interval(int, 1, None, closed="left")],
         "virtual_nodes": [Interval(int, 1, None, closed="left")],
-        "learning_rate": [Interval(float, 0, None, closed="neither")],
-        "learning_rate_schedule": [Options("constant", "invscaling")],
-        "power_t": [Interval(float, 0, None, closed="left")],
-        "max_iter": [Interval(int, 0, None, closed="left")],
-        "tol": [Interval(float, 0, None, closed="left")],
-        "alpha": [Interval(float, 0, None, closed="left")],
     }
 
     @property
@@ -204,13 +198,7 @@ class ShardedParameterServerMaster(FittedLinearModel, Master):
         """Step C: as the star's: columns from a data sample, the global standardization and
         classes from every worker's statistics, and zero weights."""
         self.events.publish(SHARDED_FIT, "C")
-        names = list(client.endpoints)
-        sample = await self._ask_in_turn(client.request_data_sample, names)
-        statistics = await client.broadcast(client.statistics, names).wait()
-        self._check_quorum(statistics, len(names), "the statistics request")
-        self._training = zero_model(
-            self.model_type, sample.X_train_sample_columns, statistics.results
-        )
+        await self._start_from_zero(client)
         self._schedule = make_schedule(
             self.learning_rate_schedule, self.learning_rate, self.power_t
         )
