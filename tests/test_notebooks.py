@@ -93,6 +93,27 @@ EXPECTED_OUTPUT = {
         "from the dense final loss (within 2%: True)",  # top-k 1% with error feedback
         "(clearly worse, more than 2% above: True)",  # top-k 1% without it
     ],
+    "08_federated_learning": [
+        "from the parameter server's weights",  # one local full-batch step: FedAvg is GD
+        "; equal to 1e-10: True",
+        "LinearRegression on one machine",
+        "; within 0.01: True",  # 5 local epochs on wine quality reach its R²
+        "Dirichlet(0.1): rows per client [",  # and the digits each client holds
+        "the clients trained on the shards drawn in section 2: True",
+        "FedAvg reached the parameter server's final loss",
+        # FedProx vs FedAvg either way, with numbers: the text says what the run printed
+        "On Dirichlet(0.1) digits, FedProx (mu=0.1) vs FedAvg: test accuracy",
+        "FedProx ahead of FedAvg on test accuracy: ",
+        "So on this run FedProx is ",
+        "FedAvg's training loss is lower on IID shards than on Dirichlet(0.1) shards: True",
+        "only the sampled clients were asked, every round: True",
+        "a replay with the same random_state samples the same clients: True",
+        "the mean collapses (below 0.5): True",
+        "the coordinate median stays within 0.03 of the clean run: True",
+        "Krum stays within 0.03 of the clean run: True",
+        "clip_norm=0.3 alone (no noise) costs less than 0.01 of the accuracy: True",
+        "noise_multiplier=1 costs more than 0.2 of the accuracy, at both clip norms: True",
+    ],
 }
 
 
