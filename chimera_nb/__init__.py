@@ -3,8 +3,8 @@
 Masters coordinate workers over REST at the paths of the Chimera framework: a
 :class:`ParameterServerMaster` trains linear models with :class:`SGDWorker` s (data
 parallelism); an :class:`AggregationMaster` bags scikit-learn estimators on
-:class:`RegressionWorker` s or :class:`ClassificationWorker` s (model and hybrid
-parallelism). Workers run as local processes (:class:`LocalCluster`), Docker containers
+:class:`RegressionWorker` s or :class:`ClassificationWorker` s (the seed's "model" and
+"hybrid" parallelism). Workers run as local processes (:class:`LocalCluster`), Docker containers
 (:class:`DockerCluster`), Swarm services (:class:`SwarmCluster`) or anywhere by URL
 (:class:`AttachedCluster`), or, for a seed-style project, through :func:`run`.
 

@@ -5,9 +5,14 @@ Read it in this order: the two flowcharts (the seed's steps), then :meth:`_fit` 
 become one is a rule object (``combiner``: :class:`~chimera_nb.algorithms.MeanPrediction`
 for regression, :class:`~chimera_nb.algorithms.SoftVote` for classification).
 
-What the course calls this: the seed names bagging on the same data "model parallelism" and on
-different data "hybrid parallelism"; in the course notes both are *ensembles* trained with
-data parallelism (model parallelism splits one model across workers).
+Names: the seed (Chimera) calls bagging on the same data "model parallelism" and on different
+data per worker "hybrid parallelism", and the kit keeps its API names. In the course, *model
+parallelism* splits one model itself across devices (layers or blocks, or features, on
+different nodes) and *hybrid parallelism* splits both the model and the data; bagging splits
+no model (every worker trains a whole member), so in the course's words it is an ensemble
+trained in parallel. ``notebooks/09_model_and_pipeline_parallelism.ipynb`` shows the
+course's model parallelism: a feature split (``FeatureSplitMaster``) and a pipeline of layers
+(``PipelineMaster``, ``PipelineStageWorker``; GPipe and 1F1B).
 """
 
 from __future__ import annotations
@@ -93,7 +98,9 @@ class AggregationMaster(Master):
     ``fit`` asks every worker to fit its member (sending each its own bootstrap seed);
     ``predict`` asks every fitted member and combines their answers: the mean for
     regression, the mean of class probabilities (a *soft vote*) for classification, any
-    number of classes.
+    number of classes. The seed calls this "model parallelism" (same data on every worker)
+    or "hybrid parallelism" (different data per worker); the course's model parallelism,
+    one model split across workers, is another thing (see this module's docstring).
 
     Parameters
     ----------

@@ -1,8 +1,19 @@
 """Bagging workers: each wraps a scikit-learn estimator and fits it on its own data.
 
-With the same data on every worker and ``bootstrap=True`` this is the seed's *model
-parallelism* (each member sees a different bootstrap sample); with different data per
-worker it is *hybrid parallelism*. The master averages the members' predictions.
+Each worker trains a whole member of an ensemble and the master
+(:class:`~chimera_nb.AggregationMaster`) averages the members' predictions.
+
+Names, because two meanings meet here. The seed (Chimera), whose API names the kit keeps,
+calls bagging with the **same data** on every worker (``bootstrap=True``: each member sees
+its own bootstrap sample) "model parallelism", and bagging with **different data** per
+worker "hybrid parallelism". The course means something else by the terms: *model
+parallelism* splits one model itself across devices (its layers or blocks, or its features,
+on different nodes), and *hybrid parallelism* splits both the model and the data. Bagging
+splits no model, so in the course's words it is an ensemble trained in parallel, on the same
+data or on shards of it. The course's model parallelism is in
+``notebooks/09_model_and_pipeline_parallelism.ipynb``: a feature split
+(``FeatureSplitMaster``) and a pipeline of layers (``PipelineMaster`` and
+``PipelineStageWorker``, GPipe and 1F1B schedules).
 """
 
 from __future__ import annotations
