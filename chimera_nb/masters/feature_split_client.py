@@ -22,20 +22,6 @@ def _frame(name: str):
 class FeatureSplitCalls(WorkerClient):
     """A :class:`WorkerClient` that also speaks to :class:`~chimera_nb.FeatureSplitWorker` s."""
 
-    @classmethod
-    def like(cls, client: WorkerClient) -> FeatureSplitCalls:
-        """A client with ``client``'s endpoints and settings (timeout, retries, spans, pacer,
-        token, encoding)."""
-        return cls(
-            client.endpoints,
-            timeout=client.timeout,
-            max_retries=client.max_retries,
-            encoding=client.encoding,
-            token=client.token,
-            spans=client.spans,
-            pacer=client.pacer,
-        )
-
     async def block(self, name: str) -> tuple[BlockResponse, float]:
         """Which columns and rows ``name`` holds, with their statistics."""
         return await self._call(name, "GET", paths.FEATURE_SPLIT_BLOCK, _model(BlockResponse))
