@@ -207,14 +207,16 @@ class FeatureSplitWorker(Worker):
             self._document(app, path)
 
     def _document(self, app: FastAPI, path: str) -> None:
-        """The FastAPI route of a frame endpoint, for ``/docs`` (the fast route answers it)."""
+        """The FastAPI route of a frame endpoint, for ``/docs`` (the fast route answers it);
+        ``finish`` takes no body."""
         handler = self._fast_routes()[path]
 
         async def route(request: Request) -> Response:
             status, body, headers = await handler(await request.body(), request.headers)
             return Response(body, status, headers=headers)
 
-        app.post(path, openapi_extra=_FRAME_DOCS, responses=_FRAME_ANSWERS, name=path)(route)
+        body = {} if path == paths.FEATURE_SPLIT_FINISH else {"openapi_extra": _FRAME_DOCS}
+        app.post(path, responses=_FRAME_ANSWERS, name=path, **body)(route)
 
     def _fast_routes(self) -> dict[str, RawHandler]:
         return {
