@@ -15,6 +15,7 @@ from chimera_nb import (
     ConfigurationError,
     FeatureSplitMaster,
     FeatureSplitWorker,
+    Lab,
     LocalCluster,
     ParameterServerMaster,
     QuorumError,
@@ -197,3 +198,27 @@ def test_the_master_is_an_estimator_that_clones():
     assert (
         repr(copy) == "FeatureSplitMaster('classifier', learning_rate=0.3, max_iter=7) [not fitted]"
     )
+
+
+def test_a_lab_of_feature_blocks_gets_a_working_dashboard(wine_quality):
+    # Prepare
+    X, y = wine_quality
+    master = FeatureSplitMaster("regressor", max_iter=10)
+    with Lab.from_feature_blocks(
+        FeatureSplitWorker("regressor"), X, y, master=master, n_blocks=2, name="blocks-dashboard"
+    ) as lab:
+        dashboard = lab.dashboard()
+        try:
+            # Execute
+            lab.fit()
+            dashboard.refresh()
+            # Assert
+            live = dashboard.live
+            assert live.chart["machine"] == "feature-split fit"
+            assert sorted(box["letter"] for box in live.chart["boxes"]) == list("ABCDEFGHIJKLM")
+            assert (live.status["role"], live.status["round"]) == ("FeatureSplitMaster", 11)
+            assert [w["answered"] for w in live.workers] == ["11/11", "11/11"]
+            assert [r["round"] for r in live.timeline["rounds"]][-1] == 11
+            assert [kind for kind, _ in dashboard.controls.said if kind == "error"] == []
+        finally:
+            dashboard.close()
