@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError, FitDivergedError, QuorumError
 from ..algorithms import ColumnStatistics, Standardizer
 from ..wire.feature_split_models import BlockResponse
+from .broadcast import Broadcast
 
-__all__ = ["FeatureGrid", "RowGroup"]
+__all__ = ["FeatureGrid", "RowGroup", "require_every_block"]
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,12 @@ class FeatureGrid:
     def block_of(self, name: str) -> int:
         return next(g.workers.index(name) for g in self.row_groups if name in g.workers)
 
+    def holds(self, name: str) -> str:
+        """What worker ``name`` holds, for a message: ``"columns ['pH', 'alcohol']"``."""
+        if not any(name in group.workers for group in self.row_groups):
+            return "a block"
+        return f"columns {self.blocks[self.block_of(name)]}"
+
     def standardizer(self, target: ColumnStatistics | None) -> Standardizer:
         """The standardization of all the columns (block by block), and of a target."""
         return Standardizer.from_statistics(
@@ -142,3 +149,26 @@ class FeatureGrid:
             ),
             target,
         )
+
+
+def require_every_block(replies: Broadcast, what: str, grid: FeatureGrid | None = None) -> None:
+    """Every worker must answer: a missing block cannot be left out of a sum of scores, so
+    one failure fails the call (a :class:`QuorumError` naming the worker and its columns;
+    a :class:`FitDivergedError` if its weights overflowed)."""
+    if not replies.failed:
+        return
+    for name, reason in replies.failed.items():
+        if "HTTP 422: learning_rate" in reason:
+            raise FitDivergedError(f"the fit diverged: {name} {reason}")
+    reasons = "; ".join(
+        f"{name} ({grid.holds(name) if grid else 'a block'}) {reason}"
+        for name, reason in replies.failed.items()
+    )
+    raise QuorumError(
+        f"{what} reached {len(replies.results)} of {len(replies.results) + len(replies.failed)} "
+        f"workers ({reasons}). A feature split needs every block every round (its partial "
+        "scores cannot be skipped): restart the worker (cluster.status() shows it) and fit "
+        "again.",
+        replies.answered,
+        dict(replies.failed),
+    )

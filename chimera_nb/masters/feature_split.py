@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._exceptions import ChimeraError, ConfigurationError, FitDivergedError, QuorumError
+from .._exceptions import ChimeraError, ConfigurationError, FitDivergedError
 from .._types import ModelType
 from ..algorithms import (
     ColumnStatistics,
@@ -36,7 +36,7 @@ from ..wire import paths
 from ..wire.feature_split_models import FeatureSplitSetup, MatrixFrame
 from .base import Master
 from .broadcast import Broadcast
-from .feature_grid import FeatureGrid
+from .feature_grid import FeatureGrid, require_every_block
 from .feature_split_charts import FEATURE_SPLIT_FIT, FEATURE_SPLIT_PREDICT
 from .feature_split_client import FeatureSplitCalls
 from .feature_split_predict import FeatureSplitPredictions
@@ -96,7 +96,8 @@ class FeatureSplitMaster(FeatureSplitPredictions, FittedLinearModel, Master):
     **The bias lives here**: it needs no feature, only the residuals, which are here.
 
     **Quorum is all**: a block's partial scores cannot be left out of a sum, so a round
-    with a worker missing fails at once, naming it and its columns.
+    with a worker missing fails at once, naming it and its columns. The grid is read once,
+    in step C: workers a cluster adds or removes during a fit are not followed.
 
     A round is two calls per worker: ``scores`` (apply the last round's step, answer the
     partial scores) and ``gradient`` (residuals in, the block's gradient out). Convergence is
@@ -229,7 +230,7 @@ class FeatureSplitMaster(FeatureSplitPredictions, FittedLinearModel, Master):
         self.events.publish(_FIT, "C")
         names = list(client.endpoints)
         answers = await client.broadcast(client.block, names).wait()
-        self._require_every(answers, "the block request")
+        require_every_block(answers, "the block request")
         grid = FeatureGrid.of(answers.results, len(self._labels))
         classes, target = self._classes_and_target()
         standardizer = grid.standardizer(target)
@@ -247,7 +248,7 @@ class FeatureSplitMaster(FeatureSplitPredictions, FittedLinearModel, Master):
                 feature_scale=standardizer.feature_scale[block].tolist(),
                 n_outputs=outputs,
             )
-        self._require_every(await client.broadcast(client.setup, setups).wait(), "the setup")
+        require_every_block(await client.broadcast(client.setup, setups).wait(), "the setup")
         weights, bias = np.zeros((outputs, len(grid.columns))), np.zeros(outputs)
         self._training = LinearModel(
             self.model_type, standardizer, classes, grid.columns, weights, bias
@@ -284,7 +285,7 @@ class FeatureSplitMaster(FeatureSplitPredictions, FittedLinearModel, Master):
                     steps, rate = self._step
                     requests[name] = MatrixFrame("step", steps[block], learning_rate=rate)
         replies = await client.broadcast(client.scores, requests, round_number=round_number).wait()
-        self._require_every(replies, f"round {round_number}'s scores")
+        require_every_block(replies, f"round {round_number}'s scores", self._grid)
         return replies
 
     def _loss_and_residuals(self, scores: Broadcast, round_number: int) -> tuple[float, Any]:
@@ -294,7 +295,8 @@ class FeatureSplitMaster(FeatureSplitPredictions, FittedLinearModel, Master):
         z = np.vstack(
             [sum(scores.results[name].matrix for name in g.workers) for g in self._grid.row_groups]
         )
-        loss, residuals = self._residuals(z + self._training.bias, self._targets)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging fit: said below
+            loss, residuals = self._residuals(z + self._training.bias, self._targets)
         first = self._grid.row_groups[0].workers  # every replica holds the same weights
         loss += 0.5 * self.alpha * sum(scores.results[n].meta["weights_norm2"] for n in first)
         if not np.isfinite(loss):
@@ -316,7 +318,7 @@ class FeatureSplitMaster(FeatureSplitPredictions, FittedLinearModel, Master):
         }
         pending = client.broadcast(client.gradient, requests, round_number=round_number)
         replies = await pending.wait()
-        self._require_every(replies, f"round {round_number}'s gradients")
+        require_every_block(replies, f"round {round_number}'s gradients", self._grid)
         return replies
 
     def _average_replicas(
@@ -367,31 +369,12 @@ class FeatureSplitMaster(FeatureSplitPredictions, FittedLinearModel, Master):
         self.events.publish(_FIT, "K")
         names = [name for group in self._grid.row_groups for name in group.workers]
         replies = await client.broadcast(client.finish, names).wait()
-        self._require_every(replies, "the end of the fit")
+        require_every_block(replies, "the end of the fit", self._grid)
         first = self._grid.row_groups[0].workers
         self._training.weights = np.hstack([replies.results[name].matrix for name in first])
         # what predictions ask, kept with the model: the first row group, block by block
         self._predictors = {name: client.endpoints[name] for name in first}
         self._predictor_columns = dict(zip(first, self._grid.offsets))
-
-    def _require_every(self, replies: Broadcast, what: str) -> None:
-        """Every worker must answer: a missing block cannot be left out of the scores."""
-        if not replies.failed:
-            return
-        grid = getattr(self, "_grid", None)
-        reasons = "; ".join(
-            f"{name} ({'columns ' + str(grid.blocks[grid.block_of(name)]) if grid else 'a block'}"
-            f") {reason}"
-            for name, reason in replies.failed.items()
-        )
-        raise QuorumError(
-            f"{what} reached {len(replies.results)} of {len(replies.results) + len(replies.failed)}"
-            f" workers ({reasons}). A feature split needs every block every round (its partial "
-            "scores cannot be skipped): restart the worker (cluster.status() shows it) and fit "
-            "again.",
-            replies.answered,
-            dict(replies.failed),
-        )
 
 
 def _both(scores: Broadcast, gradients: Broadcast) -> Broadcast:

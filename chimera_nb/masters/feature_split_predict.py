@@ -16,6 +16,7 @@ from .. import _runtime
 from ..algorithms import probabilities
 from ..wire import PredictRequest, PredictResponse
 from ..wire.feature_split_models import MatrixFrame
+from .feature_grid import require_every_block
 from .feature_split_charts import FEATURE_SPLIT_PREDICT as _PREDICT
 
 __all__ = ["FeatureSplitPredictions"]
@@ -58,7 +59,7 @@ class FeatureSplitPredictions:
             }
             async with self._client(self._predictors) as client:
                 replies = await client.broadcast(client.block_scores, requests).wait()
-            self._require_every(replies, "the prediction")
+            require_every_block(replies, "the prediction")
         except Exception as error:
             self.events.publish(_PREDICT, "F", error=str(error))
             self.events.publish(_PREDICT, "G")

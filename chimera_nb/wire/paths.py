@@ -99,6 +99,7 @@ FEATURE_SPLIT_FINISH = "/v1/chimera/feature-split/finish"  # POST: keep and send
 FEATURE_SPLIT_BLOCK_SCORES = "/v1/chimera/feature-split/block-scores"  # POST new rows' columns
 DATA = DATA | {
     FEATURE_SPLIT_PREDICT,
+    FEATURE_SPLIT_SETUP,
     FEATURE_SPLIT_SCORES,
     FEATURE_SPLIT_GRADIENT,
     FEATURE_SPLIT_BLOCK_SCORES,

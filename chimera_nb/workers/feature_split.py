@@ -159,7 +159,14 @@ class FeatureSplitWorker(Worker):
             step = request.require_shape(weights.shape, "this block's weights")
             learning_rate = request.number("learning_rate")
             self.weights_ = weights = weights + -learning_rate * step
-        scores = partial_scores(self._X_standardized, weights)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores = partial_scores(self._X_standardized, weights)
+        if not np.isfinite(scores).all():  # a frame cannot carry them; say why instead
+            raise BodyError(
+                "learning_rate",
+                f"{request.meta.get('learning_rate')} made this block's weights too large for "
+                "float64 (the fit diverged): lower the master's learning rate",
+            )
         return MatrixFrame("scores", scores, weights_norm2=float(np.sum(weights**2)))
 
     def gradient(self, request: MatrixFrame) -> MatrixFrame:

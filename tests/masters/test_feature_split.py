@@ -15,6 +15,7 @@ from chimera_nb import (
     ConfigurationError,
     FeatureSplitMaster,
     FeatureSplitWorker,
+    FitDivergedError,
     Lab,
     LocalCluster,
     ParameterServerMaster,
@@ -222,3 +223,31 @@ def test_a_lab_of_feature_blocks_gets_a_working_dashboard(wine_quality):
             assert [kind for kind, _ in dashboard.controls.said if kind == "error"] == []
         finally:
             dashboard.close()
+
+
+def test_tol_stops_where_the_parameter_server_stops(wine_blocks, wine_quality):
+    # Prepare
+    X, y = wine_quality
+    expected = ParameterServerMaster("regressor", tol=1e-3)
+    master = FeatureSplitMaster("regressor", tol=1e-3)
+    # Execute
+    master.fit(wine_blocks, y)
+    with LocalCluster.from_shards(SGDWorker("regressor"), X, y, n_workers=2, name="wine-tol") as c:
+        expected.fit(c)
+    # Assert
+    assert master.converged_ and expected.converged_
+    assert master.n_iter_ == expected.n_iter_
+    assert relative(master.coef_, expected.coef_) < 1e-10
+
+
+def test_a_diverging_fit_says_so_and_names_the_learning_rate():
+    # Prepare
+    X = np.random.default_rng(0).normal(size=(50, 4))
+    y = X @ [1.0, 2.0, 3.0, 4.0]
+    master = FeatureSplitMaster("regressor", learning_rate=1e308, max_iter=20)
+    with LocalCluster.from_feature_blocks(
+        FeatureSplitWorker("regressor"), X, n_blocks=2, name="diverging"
+    ) as cluster:
+        # Execute, Assert
+        with pytest.raises(FitDivergedError, match="learning"):
+            master.fit(cluster, y)
