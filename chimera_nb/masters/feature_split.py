@@ -108,9 +108,12 @@ class FeatureSplitMaster(FeatureSplitPredictions, FittedLinearModel, Master):
 
     Examples
     --------
-    >>> from chimera_nb import FeatureSplitMaster
+    >>> from chimera_nb import FeatureSplitMaster, FeatureSplitWorker, LocalCluster
     >>> FeatureSplitMaster("regressor", max_iter=50)
     FeatureSplitMaster('regressor', max_iter=50) [not fitted]
+    >>> worker = FeatureSplitWorker("regressor")  # no labels: X only
+    >>> with LocalCluster.from_feature_blocks(worker, X, n_blocks=3) as cluster:  # doctest: +SKIP
+    ...     master = FeatureSplitMaster("regressor", max_iter=200).fit(cluster, y)
     """
 
     role = "FeatureSplitMaster"

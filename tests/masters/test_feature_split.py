@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import load_iris
+from sklearn.datasets import load_digits, load_iris
 
 from chimera_nb import (
     ConfigurationError,
@@ -251,3 +251,23 @@ def test_a_diverging_fit_says_so_and_names_the_learning_rate():
         # Execute, Assert
         with pytest.raises(FitDivergedError, match="learning"):
             master.fit(cluster, y)
+
+
+def test_a_hybrid_logistic_fit_with_l2_and_a_schedule_equals_the_parameter_servers():
+    # Prepare: constant pixel columns, 64 columns in 3 blocks, 2 row groups
+    X, y = load_digits(n_class=2, return_X_y=True)
+    options = {"max_iter": 30, "tol": 0.0, "alpha": 0.1, "learning_rate": 0.3}
+    options["learning_rate_schedule"] = "invscaling"
+    expected = ParameterServerMaster("classifier", **options)
+    master = FeatureSplitMaster("classifier", **options)
+    # Execute
+    with LocalCluster.from_shards(SGDWorker("classifier"), X, y, n_workers=2, name="digits") as c:
+        expected.fit(c)
+    with LocalCluster.from_feature_blocks(
+        FeatureSplitWorker("classifier"), X, 3, replicas=2, name="digits-hybrid"
+    ) as cluster:
+        master.fit(cluster, y)
+    # Assert
+    assert master.coef_.shape == (1, 64)
+    assert relative(master.coef_, expected.coef_) < 1e-10
+    assert master.loss_curve_ == pytest.approx(expected.loss_curve_, rel=1e-10)
