@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .masters import (
         AggregationMaster,
         EventBus,
+        FeatureSplitMaster,
         FederatedAveragingMaster,
         ParameterServerMaster,
         RingAllReduceMaster,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from .seed import ChimeraSettings, load_settings, run
     from .workers import (
         ClassificationWorker,
+        FeatureSplitWorker,
         FederatedClient,
         ParameterShard,
         RegressionWorker,
@@ -71,6 +73,8 @@ __all__ = [
     "FitInProgressError",
     "DockerCluster",
     "EventBus",
+    "FeatureSplitMaster",
+    "FeatureSplitWorker",
     "FederatedAveragingMaster",
     "FederatedClient",
     "Lab",
@@ -103,6 +107,8 @@ _LAZY = {
     "ClassificationWorker": ".workers",
     "DockerCluster": ".cluster",
     "EventBus": ".masters",
+    "FeatureSplitMaster": ".masters",
+    "FeatureSplitWorker": ".workers",
     "FederatedAveragingMaster": ".masters",
     "FederatedClient": ".workers",
     "Lab": ".notebook",

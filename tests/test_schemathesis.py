@@ -22,6 +22,8 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from chimera_nb import (
     AggregationMaster,
     ClassificationWorker,
+    FeatureSplitMaster,
+    FeatureSplitWorker,
     FederatedAveragingMaster,
     FederatedClient,
     LocalCluster,
@@ -62,6 +64,7 @@ WORKERS = {
     "sharded-sgd": ShardedSGDWorker("regressor").with_data(X, Y),
     "parameter-shard": ParameterShard(),
     "federated": FederatedClient("regressor").with_data(X, Y),
+    "feature-split": FeatureSplitWorker("regressor").with_block(X),
 }
 MASTERS = {
     "parameter-server-regressor": (
@@ -78,6 +81,11 @@ MASTERS = {
     # its parameter shard's URL is known once the cluster runs (see the fixture)
     "sharded-parameter-server": (ShardedParameterServerMaster, "sharded-sgd"),
     "federated-averaging": (FederatedAveragingMaster("regressor", n_rounds=5), "federated"),
+    # the label holder: its worker holds every column, the master the labels
+    "feature-split-master": (
+        FeatureSplitMaster("regressor", max_iter=5).hold_labels(Y),
+        "feature-split",
+    ),
 }
 
 
@@ -86,7 +94,7 @@ def servers(tmp_path_factory):
     """Name -> base URL of every server, masters fitted."""
     workers = {
         name: worker
-        if isinstance(worker, (SGDWorker, ParameterShard))
+        if isinstance(worker, (SGDWorker, ParameterShard, FeatureSplitWorker))
         else worker.with_data(X, Y if name == "regression" else LABELS)
         for name, worker in WORKERS.items()
     }

@@ -27,8 +27,25 @@ from .cost_model import (
 )
 from .gradient_descent import GradientDescentResult, gradient_descent, update_step
 from .hashing import BIAS_BLOCK, HashRing, Move, ParameterBlocks, stable_hash
-from .linear import decision_function, loss_for, n_outputs, predict_proba
-from .losses import LossAndGradient, l2_penalty, logistic_loss, softmax_loss, squared_loss
+from .linear import (
+    decision_function,
+    loss_for,
+    n_outputs,
+    predict_proba,
+    probabilities,
+    residuals_for,
+)
+from .losses import (
+    LossAndGradient,
+    LossAndResiduals,
+    l2_penalty,
+    logistic_loss,
+    logistic_residuals,
+    softmax_loss,
+    softmax_residuals,
+    squared_loss,
+    squared_residuals,
+)
 from .preprocessing import ColumnStatistics, Standardizer
 from .robust import (
     BYZANTINE_SCALE,
@@ -50,6 +67,7 @@ from .sharding import (
     range_shards,
     split,
 )
+from .vertical import block_gradient, feature_blocks, partial_scores, split_columns
 
 __all__ = [
     "ASP",
@@ -76,6 +94,7 @@ __all__ = [
     "Krum",
     "LearningRateSchedule",
     "LossAndGradient",
+    "LossAndResiduals",
     "MeanPrediction",
     "MemberPrediction",
     "Move",
@@ -90,10 +109,12 @@ __all__ = [
     "TrimmedMean",
     "WaitForAll",
     "WeightedMean",
+    "block_gradient",
     "byzantine_answer",
     "contiguous_shards",
     "decision_function",
     "dirichlet_shards",
+    "feature_blocks",
     "gradient_descent",
     "hash_shards",
     "krum_scores",
@@ -101,24 +122,31 @@ __all__ = [
     "label_shards",
     "ledger",
     "logistic_loss",
+    "logistic_residuals",
     "loss_for",
     "make_consistency",
     "make_schedule",
     "mean_prediction",
     "n_outputs",
+    "partial_scores",
     "predict_proba",
+    "probabilities",
     "quantity_skew",
     "random_shards",
     "range_shards",
+    "residuals_for",
     "ring_round",
     "round_seconds",
     "sharded_round",
     "soft_vote",
     "softmax_loss",
+    "softmax_residuals",
     "split",
+    "split_columns",
     "staleness_aware",
     "star_round",
     "squared_loss",
+    "squared_residuals",
     "stable_hash",
     "union_of_classes",
     "update_step",

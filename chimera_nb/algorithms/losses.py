@@ -23,11 +23,16 @@ from .._types import Matrix, Vector
 
 __all__ = [
     "LossAndGradient",
+    "LossAndResiduals",
     "LossFunction",
+    "ResidualFunction",
     "l2_penalty",
     "logistic_loss",
+    "logistic_residuals",
     "softmax_loss",
+    "softmax_residuals",
     "squared_loss",
+    "squared_residuals",
 ]
 
 
@@ -51,43 +56,66 @@ def _gradient_from_residuals(residuals: Matrix, X: Matrix) -> tuple[Matrix, Vect
     return residuals.T @ X / n_samples, residuals.mean(axis=0)
 
 
-def squared_loss(weights: Matrix, bias: Vector, X: Matrix, y: np.ndarray) -> LossAndGradient:
-    """Half mean squared error of a linear regression, ``mean((X w + b - y)^2) / 2``.
+class LossAndResiduals(NamedTuple):
+    """A loss value, from the scores, and its derivative per sample and output ``dL/dz``
+    (times the number of samples: the mean's ``1/n`` is applied where it is averaged)."""
 
-    The factor 1/2 makes the gradient the plain mean of ``residual * x``.
-    """
-    residuals = X @ weights.T + bias - y.reshape(-1, 1)  # (n_samples, 1)
-    loss = 0.5 * float(np.mean(residuals**2))
-    return LossAndGradient(loss, *_gradient_from_residuals(residuals, X))
+    loss: float
+    residuals: Matrix  # (n_samples, n_outputs)
 
 
-def logistic_loss(weights: Matrix, bias: Vector, X: Matrix, y: np.ndarray) -> LossAndGradient:
-    """Mean log-loss of a binary logistic regression; ``y`` holds 0 or 1 (the class index).
+#: ``residuals(scores, y) -> LossAndResiduals``: a loss seen from the scores ``z = X W^T + b``.
+ResidualFunction = Callable[[Matrix, np.ndarray], LossAndResiduals]
 
-    ``p = sigmoid(X w + b)`` is the probability of class 1; ``dL/dz = p - y``.
-    """
-    scores = X @ weights.T + bias  # (n_samples, 1)
+
+def squared_residuals(scores: Matrix, y: np.ndarray) -> LossAndResiduals:
+    """Half mean squared error ``mean((z - y)^2) / 2`` and ``dL/dz = z - y``."""
+    residuals = scores - y.reshape(-1, 1)  # (n_samples, 1)
+    return LossAndResiduals(0.5 * float(np.mean(residuals**2)), residuals)
+
+
+def logistic_residuals(scores: Matrix, y: np.ndarray) -> LossAndResiduals:
+    """Mean log-loss of ``p = sigmoid(z)`` for ``y`` in {0, 1}; ``dL/dz = p - y``."""
     targets = y.reshape(-1, 1).astype(np.float64)
     # log(1 + exp(z)) - y z, written with logaddexp so that large |z| cannot overflow.
     loss = float(np.mean(np.logaddexp(0.0, scores) - targets * scores))
     probabilities = 0.5 * (1.0 + np.tanh(0.5 * scores))  # the sigmoid, overflow-free
-    return LossAndGradient(loss, *_gradient_from_residuals(probabilities - targets, X))
+    return LossAndResiduals(loss, probabilities - targets)
 
 
-def softmax_loss(weights: Matrix, bias: Vector, X: Matrix, y: np.ndarray) -> LossAndGradient:
-    """Mean cross-entropy of a multinomial (softmax) regression; ``y`` holds class indices.
-
-    ``P = softmax(X W^T + b)`` row by row; ``dL/dz = P - onehot(y)``.
-    """
-    scores = X @ weights.T + bias  # (n_samples, n_classes)
+def softmax_residuals(scores: Matrix, y: np.ndarray) -> LossAndResiduals:
+    """Mean cross-entropy of ``P = softmax(z)`` row by row, ``y`` class indices;
+    ``dL/dz = P - onehot(y)``."""
     scores = scores - scores.max(axis=1, keepdims=True)  # same softmax, no overflow
     log_normalizer = np.log(np.exp(scores).sum(axis=1, keepdims=True))
     log_probabilities = scores - log_normalizer
-    rows = np.arange(X.shape[0])
+    rows = np.arange(scores.shape[0])
     loss = float(-np.mean(log_probabilities[rows, y]))
     residuals = np.exp(log_probabilities)
     residuals[rows, y] -= 1.0
-    return LossAndGradient(loss, *_gradient_from_residuals(residuals, X))
+    return LossAndResiduals(loss, residuals)
+
+
+def _linear_loss(residuals: ResidualFunction) -> LossFunction:
+    """The loss of a linear model ``z = X W^T + b`` whose loss of the scores is
+    ``residuals``: the chain rule takes ``dL/dz`` to ``dL/dW`` and ``dL/db``."""
+
+    def loss(weights: Matrix, bias: Vector, X: Matrix, y: np.ndarray) -> LossAndGradient:
+        value, dz = residuals(X @ weights.T + bias, y)
+        return LossAndGradient(value, *_gradient_from_residuals(dz, X))
+
+    loss.__name__ = residuals.__name__.replace("residuals", "loss")
+    loss.__doc__ = residuals.__doc__
+    return loss
+
+
+#: Half mean squared error of a linear regression, ``mean((X w + b - y)^2) / 2`` (the factor
+#: 1/2 makes the gradient the plain mean of ``residual * x``).
+squared_loss = _linear_loss(squared_residuals)
+#: Mean log-loss of a binary logistic regression; ``y`` holds 0 or 1 (the class index).
+logistic_loss = _linear_loss(logistic_residuals)
+#: Mean cross-entropy of a multinomial (softmax) regression; ``y`` holds class indices.
+softmax_loss = _linear_loss(softmax_residuals)
 
 
 def l2_penalty(weights: Matrix, alpha: float) -> tuple[float, Matrix]:

@@ -25,7 +25,7 @@ from ..states import ClusterState, WorkerState
 
 if TYPE_CHECKING:
     from ._images import build_worker_image
-    from ._options import shard_workers
+    from ._options import feature_block_workers, shard_workers
     from .attach import AttachedCluster
     from .base import BaseCluster, cluster_class
     from .docker import DockerCluster
@@ -42,6 +42,7 @@ __all__ = [
     "WorkerState",
     "build_worker_image",
     "cluster_class",
+    "feature_block_workers",
     "shard_workers",
     "shutdown_launcher",
     "start_launcher",
@@ -56,6 +57,7 @@ _LAZY = {
     "SwarmCluster": ".swarm",
     "build_worker_image": "._images",
     "cluster_class": ".base",
+    "feature_block_workers": "._options",
     "shard_workers": "._options",
     "shutdown_launcher": ".process",
     "start_launcher": ".process",

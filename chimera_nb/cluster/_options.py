@@ -162,3 +162,40 @@ def _require_with_data(worker: Any) -> None:
             f"{type(worker).__name__} has no with_data(X, y) method, so it cannot be "
             "given a shard. Pass a chimera-nb worker such as SGDWorker()."
         )
+
+
+def feature_block_workers(
+    worker: Any,
+    X: Any,
+    n_blocks: int | None,
+    replicas: int = 1,
+    blocks: Sequence[Sequence[int]] | None = None,
+) -> dict[str, Any]:
+    """The grid of feature-split workers: ``replicas`` contiguous row groups by ``n_blocks``
+    contiguous column blocks (or the given ``blocks`` of column indices), each worker
+    ``worker.with_block(X_rc, first_row)``; named ``block1, ...`` or, with replicas,
+    ``rows1-block1, ...``. No labels: they stay with the master."""
+    import numpy as np
+
+    from ..algorithms.sharding import contiguous_shards
+    from ..algorithms.vertical import feature_blocks, split_columns
+
+    if not callable(getattr(worker, "with_block", None)):
+        raise ConfigurationError(
+            f"{type(worker).__name__} has no with_block(X) method: a feature split needs "
+            "FeatureSplitWorker(...)"
+        )
+    n_features = np.shape(X)[1]
+    try:
+        columns = feature_blocks(n_features, None if blocks is not None else n_blocks, blocks)
+        row_groups = contiguous_shards(len(X), replicas)
+    except ValueError as error:
+        raise ConfigurationError(f"Cannot split the data into feature blocks: {error}") from error
+    workers = {}
+    for r, rows in enumerate(row_groups, 1):
+        part = X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
+        for c, (X_rc, block) in enumerate(zip(split_columns(part, columns), columns), 1):
+            name = f"block{c}" if replicas == 1 else f"rows{r}-block{c}"
+            names = None if hasattr(X, "columns") else [f"x{j}" for j in block]  # global names
+            workers[name] = worker.with_block(X_rc, int(rows[0]), names)
+    return workers

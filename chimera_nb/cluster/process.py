@@ -35,7 +35,7 @@ from ..auth import WORKER_TOKEN_VARIABLE, is_loopback, new_token
 from ..states import ClusterState, WorkerState
 from ..validation import validate_host
 from ._launcher import LaunchRequest, WorkerProcess, exec_worker
-from ._options import owned_workers
+from ._options import feature_block_workers, owned_workers
 from ._pickling import pickle_target
 from ._rundirs import open_private
 from ._sweep import sweep_once, sweep_stale_workers
@@ -136,6 +136,24 @@ class LocalCluster(BaseCluster):
             ProcessWorker, workers, ports=ports, data_dirs=data_dirs, cwd=self._cwd
         )
         self._sockets: dict[str, socket.socket] = {}  # bound by start(), until launched
+
+    @classmethod
+    def from_feature_blocks(
+        cls,
+        worker: Any,
+        X: Any,
+        n_blocks: int = 3,
+        *,
+        replicas: int = 1,
+        blocks: Sequence[Sequence[int]] | None = None,
+        **cluster_options: Any,
+    ) -> LocalCluster:
+        """Feature-split workers (model parallelism): each holds ``n_blocks``' share of the
+        columns of ``X`` (contiguous blocks, or the given ``blocks`` of column indices), all
+        rows; with ``replicas=R`` the rows are cut into R row groups too, one worker per
+        (row group, block): the hybrid layout, ``R * n_blocks`` workers. The labels are not
+        given: they stay with the master (``FeatureSplitMaster(...).fit(cluster, y)``)."""
+        return cls(feature_block_workers(worker, X, n_blocks, replicas, blocks), **cluster_options)
 
     @property
     def pids(self) -> dict[str, int]:

@@ -7,6 +7,8 @@
   ring (no parameter server);
 * :class:`FederatedAveragingMaster`: federated averaging (FedAvg, FedProx): clients train
   locally and the master averages their weights;
+* :class:`FeatureSplitMaster`: model parallelism by feature blocks (and its hybrid with data
+  parallelism): the workers hold the columns, the master the labels;
 * :class:`AggregationMaster`: distributed bagging (an ensemble; the seed's "model" and
   "hybrid" parallelism).
 
@@ -28,6 +30,7 @@ from .clocks import AppliedUpdate, ClockedRounds
 from .endpoints import resolve_endpoints
 from .estimator import Estimator, HasMethods, Interval, Options
 from .events import EventBus, StepEvent
+from .feature_split import FEATURE_SPLIT_FIT, FEATURE_SPLIT_PREDICT, FeatureSplitMaster
 from .federated import FEDERATED_AVERAGING_FIT, FederatedAveragingMaster
 from .flowchart import Flowchart, chain
 from .history import RoundRecord
@@ -45,6 +48,8 @@ __all__ = [
     "PARAMETER_SERVER_FIT_ASP",
     "PARAMETER_SERVER_FIT_SSP",
     "AGGREGATION_FIT",
+    "FEATURE_SPLIT_FIT",
+    "FEATURE_SPLIT_PREDICT",
     "FEDERATED_AVERAGING_FIT",
     "AGGREGATION_PREDICT",
     "PARAMETER_SERVER_FIT",
@@ -57,6 +62,7 @@ __all__ = [
     "CheckpointedFit",
     "Estimator",
     "EventBus",
+    "FeatureSplitMaster",
     "FederatedAveragingMaster",
     "FitHandle",
     "FitStarts",

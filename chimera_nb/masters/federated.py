@@ -19,7 +19,7 @@ import numpy as np
 from .._exceptions import ChimeraError, ConfigurationError, FitDivergedError
 from .._types import ModelType
 from ..algorithms import Gradient, GradientAggregator, ShardGradient, WeightedMean
-from ..wire import FitResponse, paths
+from ..wire import paths
 from ..wire.federated_models import FederatedFit, FederatedFitOptions
 from .base import Master, Quorum
 from .broadcast import Broadcast, PendingBroadcast
@@ -27,7 +27,6 @@ from .client import WorkerClient
 from .estimator import HasMethods, Interval, Options
 from .federated_client import FederatedCalls
 from .flowchart import Flowchart, chain
-from .history import all_failures
 from .linear_model import PARAMETER_SERVER_PREDICT, FittedLinearModel
 
 __all__ = ["FEDERATED_AVERAGING_FIT", "FederatedAveragingMaster"]
@@ -388,15 +387,3 @@ class FederatedAveragingMaster(FittedLinearModel, Master):
         self._training.weights = self._training.weights + update.weights
         self._training.bias = self._training.bias + update.bias
         self.n_iter_ += 1
-
-    # -- REST -------------------------------------------------------------------------------
-
-    def _fit_response(self) -> FitResponse:
-        last = self.history_[-1]
-        return FitResponse(
-            answered=last.answered,
-            failed=all_failures(self.history_),
-            n_rounds=len(self.history_),
-            converged=self.converged_,
-            loss=last.loss,
-        )

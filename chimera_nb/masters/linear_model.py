@@ -23,10 +23,17 @@ from ..algorithms import (
     predict_proba,
     union_of_classes,
 )
-from ..wire import FitStepResult, PredictRequest, PredictResponse, StatisticsResponse
+from ..wire import (
+    FitResponse,
+    FitStepResult,
+    PredictRequest,
+    PredictResponse,
+    StatisticsResponse,
+)
 from .client import WorkerClient
 from .estimator import Constraint, Interval, Options
 from .flowchart import Flowchart, chain
+from .history import all_failures
 
 __all__ = [
     "GRADIENT_DESCENT_CONSTRAINTS",
@@ -167,6 +174,17 @@ class FittedLinearModel:
             self.model_type, sample.X_train_sample_columns, statistics.results
         )
         return statistics.results
+
+    def _fit_response(self) -> FitResponse:
+        """The REST answer to a fit: its last round, every failure, whether it converged."""
+        last = self.history_[-1]
+        return FitResponse(
+            answered=last.answered,
+            failed=all_failures(self.history_),
+            n_rounds=len(self.history_),
+            converged=self.converged_,
+            loss=last.loss,
+        )
 
     def _fitted(self) -> LinearModel:
         if self._model is None:

@@ -23,7 +23,7 @@ from ..algorithms import (
     l2_penalty,
     update_step,
 )
-from ..wire import Encoding, FitResponse, FitStep, paths
+from ..wire import Encoding, FitStep, paths
 from .base import Master, Quorum
 from .broadcast import Broadcast, PendingBroadcast
 from .checkpoint import CHECKPOINT_CONSTRAINTS, CheckpointedFit
@@ -31,7 +31,7 @@ from .client import WorkerClient
 from .compression import CompressedGradients
 from .consistency_switch import ConsistencySwitch
 from .estimator import HasMethods, Interval, Options
-from .history import RoundRecord, all_failures
+from .history import RoundRecord
 from .linear_model import (
     GRADIENT_DESCENT_CONSTRAINTS,
     PARAMETER_SERVER_PREDICT,
@@ -383,15 +383,3 @@ class ParameterServerMaster(
         )
         self.loss_curve_.append(loss)
         return record
-
-    # -- REST -------------------------------------------------------------------------------
-
-    def _fit_response(self) -> FitResponse:
-        last = self.history_[-1]
-        return FitResponse(
-            answered=last.answered,
-            failed=all_failures(self.history_),
-            n_rounds=len(self.history_),
-            converged=self.converged_,
-            loss=last.loss,
-        )

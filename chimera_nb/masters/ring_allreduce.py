@@ -21,13 +21,13 @@ import numpy as np
 
 from .._exceptions import ChimeraError, FitDivergedError, QuorumError
 from .._types import ModelType
-from ..wire import FitResponse, paths
+from ..wire import paths
 from ..wire.topology_models import RingRoundRequest, RingRoundResponse, RingSetupRequest
 from .base import Master, Quorum
 from .broadcast import Broadcast, PendingBroadcast
 from .estimator import Interval
 from .flowchart import Flowchart, chain
-from .history import RoundRecord, all_failures
+from .history import RoundRecord
 from .linear_model import GRADIENT_DESCENT_CONSTRAINTS, PARAMETER_SERVER_PREDICT, FittedLinearModel
 from .ring_client import RingClient
 
@@ -334,15 +334,3 @@ class RingAllReduceMaster(FittedLinearModel, Master):
         weights, bias = (await client.ring_weights(self.ring_[0]))[0]
         self._training.weights = weights.reshape(self._training.weights.shape).copy()
         self._training.bias = bias.copy()
-
-    # -- REST -----------------------------------------------------------------------------------
-
-    def _fit_response(self) -> FitResponse:
-        last = self.history_[-1]
-        return FitResponse(
-            answered=last.answered,
-            failed=all_failures(self.history_),
-            n_rounds=len(self.history_),
-            converged=self.converged_,
-            loss=last.loss,
-        )

@@ -21,7 +21,7 @@ from .._exceptions import ChimeraError, FitDivergedError, WorkerError
 from .._types import ModelType
 from ..algorithms import HashRing, Move, ParameterBlocks, make_schedule
 from ..spans import Span
-from ..wire import FitResponse, paths
+from ..wire import paths
 from ..wire.topology_models import (
     ShardCommitRequest,
     ShardedPlan,
@@ -34,7 +34,6 @@ from .client import WorkerClient
 from .endpoints import resolve_endpoints
 from .estimator import Interval
 from .flowchart import Flowchart, chain
-from .history import all_failures
 from .linear_model import GRADIENT_DESCENT_CONSTRAINTS, PARAMETER_SERVER_PREDICT, FittedLinearModel
 from .shard_client import ShardedClient
 
@@ -351,16 +350,6 @@ class ShardedParameterServerMaster(FittedLinearModel, Master):
     def _holders(self) -> list[str]:
         """The shards holding at least one block (the others take no part in a round)."""
         return sorted(set(self.placement_.values()))
-
-    def _fit_response(self) -> FitResponse:
-        last = self.history_[-1]
-        return FitResponse(
-            answered=last.answered,
-            failed=all_failures(self.history_),
-            n_rounds=len(self.history_),
-            converged=self.converged_,
-            loss=last.loss,
-        )
 
 
 async def _all(pending: Any, what: str) -> dict[str, Any]:

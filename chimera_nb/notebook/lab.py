@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from .. import _runtime
-from .._exceptions import ClusterError
+from .._exceptions import ClusterError, ConfigurationError
 from .._registry import ByName
 from .._sockets import listen
-from ..cluster import cluster_class, shard_workers
+from ..cluster import cluster_class, feature_block_workers, shard_workers
 from ..masters.base import Master
 from ..masters.rest import BackgroundServer
 from ..masters.running import FitHandle
@@ -90,6 +90,30 @@ class Lab:
         """Split ``X, y`` into ``n_workers`` shards, one copy of ``worker`` each."""
         workers = shard_workers(worker, X, y, n_workers, method, proportions, random_state)
         return cls(workers, master, name=name, **cluster_options)
+
+    @classmethod
+    def from_feature_blocks(
+        cls,
+        worker: Any,
+        X: Any,
+        y: Any,
+        *,
+        master: Master,
+        n_blocks: int = 3,
+        replicas: int = 1,
+        name: str = "lab",
+        **cluster_options: Any,
+    ) -> Lab:
+        """Split the columns of ``X`` into ``n_blocks`` blocks (and the rows into ``replicas``
+        row groups), one copy of ``worker`` each; the labels ``y`` go to the master, the
+        label holder (a :class:`~chimera_nb.FeatureSplitMaster`), never to a worker."""
+        if not callable(getattr(master, "hold_labels", None)):
+            raise ConfigurationError(
+                f"{type(master).__name__} cannot hold labels: a feature split needs "
+                "FeatureSplitMaster(...)"
+            )
+        workers = feature_block_workers(worker, X, n_blocks, replicas)
+        return cls(workers, master.hold_labels(y), name=name, **cluster_options)
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -84,3 +84,23 @@ DATA = DATA | {FEDERATED_AVERAGING_PREDICT, FED_FIT}
 # A teaching fault: the worker corrupts what it answers to training calls (sign-flipped,
 # scaled or noise gradients) until told to be honest; see chimera_nb.algorithms.robust.
 FAULTS_BYZANTINE = "/v1/chimera/faults/byzantine"
+
+# -- Feature-split model parallelism (issue 14, not in the seed) ------------------------------
+# Each worker holds some columns of every row and their weights; the master holds the labels.
+# A round: scores (apply the last step, answer the partial scores X_b W_b^T), then gradient
+# (the residuals dL/dz in, the block's gradient r^T X_b / n out).
+FEATURE_SPLIT_FIT = "/v1/chimera/feature-split/fit"
+FEATURE_SPLIT_PREDICT = "/v1/chimera/feature-split/predict"
+FEATURE_SPLIT_BLOCK = "/v1/chimera/feature-split/block"  # GET: columns, rows, statistics
+FEATURE_SPLIT_SETUP = "/v1/chimera/feature-split/setup"  # POST: standardization, zero weights
+FEATURE_SPLIT_SCORES = "/v1/chimera/feature-split/scores"  # POST a frame: step -> scores
+FEATURE_SPLIT_GRADIENT = "/v1/chimera/feature-split/gradient"  # POST a frame: residuals
+FEATURE_SPLIT_FINISH = "/v1/chimera/feature-split/finish"  # POST: keep and send the weights
+FEATURE_SPLIT_BLOCK_SCORES = "/v1/chimera/feature-split/block-scores"  # POST new rows' columns
+DATA = DATA | {
+    FEATURE_SPLIT_PREDICT,
+    FEATURE_SPLIT_SETUP,
+    FEATURE_SPLIT_SCORES,
+    FEATURE_SPLIT_GRADIENT,
+    FEATURE_SPLIT_BLOCK_SCORES,
+}

@@ -6,6 +6,8 @@
 * :class:`RegressionWorker` and :class:`ClassificationWorker` fit a scikit-learn estimator
   for bagging (model and hybrid parallelism);
 * :class:`FederatedClient` trains locally for federated averaging (FedAvg, FedProx);
+* :class:`FeatureSplitWorker` holds a block of columns and their weights (model
+  parallelism by features);
 * :class:`ParameterShard` holds some blocks of the weights, and :class:`ShardedSGDWorker`
   pulls from and pushes to the shards (sharded parameter servers).
 
@@ -14,6 +16,7 @@ Any of them serves with ``worker.serve()``, as in the seed.
 
 from .bagging import ClassificationWorker, RegressionWorker
 from .base import Worker
+from .feature_split import FeatureSplitWorker
 from .federated import FederatedClient
 from .parameter_shard import ParameterShard
 from .ring import RingWorker
@@ -22,6 +25,7 @@ from .sharded_sgd import ShardedSGDWorker
 
 __all__ = [
     "ClassificationWorker",
+    "FeatureSplitWorker",
     "FederatedClient",
     "ParameterShard",
     "RegressionWorker",
