@@ -27,6 +27,8 @@ from chimera_nb import (
     LocalCluster,
     ParameterServerMaster,
     ParameterShard,
+    PipelineMaster,
+    PipelineStageWorker,
     RegressionWorker,
     RingAllReduceMaster,
     RingWorker,
@@ -62,6 +64,7 @@ WORKERS = {
     "sharded-sgd": ShardedSGDWorker("regressor").with_data(X, Y),
     "parameter-shard": ParameterShard(),
     "federated": FederatedClient("regressor").with_data(X, Y),
+    "pipeline-stage": PipelineStageWorker(),
 }
 MASTERS = {
     "parameter-server-regressor": (
@@ -78,6 +81,7 @@ MASTERS = {
     # its parameter shard's URL is known once the cluster runs (see the fixture)
     "sharded-parameter-server": (ShardedParameterServerMaster, "sharded-sgd"),
     "federated-averaging": (FederatedAveragingMaster("regressor", n_rounds=5), "federated"),
+    "pipeline": (PipelineMaster((4,), max_iter=2, batch_size=20), "pipeline-stage"),
 }
 
 

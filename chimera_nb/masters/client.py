@@ -61,6 +61,7 @@ __all__ = ["SharedClient", "WorkerClient"]
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+C = TypeVar("C", bound="WorkerClient")
 
 
 #: At most this many connections per client (concurrent calls beyond it wait for one); each
@@ -186,6 +187,21 @@ class WorkerClient:
         self._base_urls = {name: url.rstrip("/") for name, url in self.endpoints.items()}
         self._request_timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def like(cls: type[C], client: WorkerClient) -> C:
+        """A client of this class with ``client``'s workers, settings and span log: how a
+        master whose workers have endpoints of their own (a ring's, a pipeline's) gets a
+        client that calls them from the base's."""
+        return cls(
+            client.endpoints,
+            timeout=client.timeout,
+            max_retries=client.max_retries,
+            encoding=client.encoding,
+            token=client.token,
+            spans=client.spans,
+            pacer=client.pacer,
+        )
 
     def follow(self, endpoints: Endpoints) -> tuple[list[str], list[str]]:
         """Call the workers of ``endpoints`` from now on (a cluster's membership changed

@@ -13,20 +13,6 @@ __all__ = ["FederatedCalls"]
 class FederatedCalls(WorkerClient):
     """A :class:`WorkerClient` that also asks a client for a round of local training."""
 
-    @classmethod
-    def like(cls, client: WorkerClient) -> FederatedCalls:
-        """A client with ``client``'s endpoints and settings (timeout, retries, spans, pacer,
-        token, encoding)."""
-        return cls(
-            client.endpoints,
-            timeout=client.timeout,
-            max_retries=client.max_retries,
-            encoding=client.encoding,
-            token=client.token,
-            spans=client.spans,
-            pacer=client.pacer,
-        )
-
     async def fed_fit(
         self, name: str, request: FederatedFit, round_number: int | None = None
     ) -> tuple[FederatedFitResult, float]:

@@ -20,19 +20,6 @@ class RingClient(WorkerClient):
     """A :class:`WorkerClient` that also sets up ring workers, starts their rounds and reads
     their replicas."""
 
-    @classmethod
-    def like(cls, client: WorkerClient) -> RingClient:
-        """A ring client with ``client``'s workers, settings and span log."""
-        return cls(
-            client.endpoints,
-            timeout=client.timeout,
-            max_retries=client.max_retries,
-            encoding=client.encoding,
-            token=client.token,
-            spans=client.spans,
-            pacer=client.pacer,
-        )
-
     async def ring_setup(self, name: str, request: RingSetupRequest) -> tuple[dict, float]:
         """Give ``name`` its place in the ring and its replica's starting point."""
         return await self._call(

@@ -6,6 +6,8 @@
 * :class:`RegressionWorker` and :class:`ClassificationWorker` fit a scikit-learn estimator
   for bagging (model and hybrid parallelism);
 * :class:`FederatedClient` trains locally for federated averaging (FedAvg, FedProx);
+* :class:`PipelineStageWorker` holds a range of a network's layers and passes activations
+  and gradients to its neighbours (pipeline parallelism);
 * :class:`ParameterShard` holds some blocks of the weights, and :class:`ShardedSGDWorker`
   pulls from and pushes to the shards (sharded parameter servers).
 
@@ -16,6 +18,7 @@ from .bagging import ClassificationWorker, RegressionWorker
 from .base import Worker
 from .federated import FederatedClient
 from .parameter_shard import ParameterShard
+from .pipeline_stage import PipelineStageWorker
 from .ring import RingWorker
 from .sgd import SGDWorker
 from .sharded_sgd import ShardedSGDWorker
@@ -24,6 +27,7 @@ __all__ = [
     "ClassificationWorker",
     "FederatedClient",
     "ParameterShard",
+    "PipelineStageWorker",
     "RegressionWorker",
     "SGDWorker",
     "ShardedSGDWorker",
