@@ -28,6 +28,7 @@ from typing import Any
 from .ring import chunk_slices
 
 __all__ = [
+    "SCHEDULES",
     "Op",
     "Schedule",
     "bubble_fraction",
@@ -87,6 +88,7 @@ def forward_only(n_stages: int, n_microbatches: int) -> list[list[Op]]:
     return [[("F", i) for i in range(n_microbatches)] for _ in range(n_stages)]
 
 
+#: The schedules a master takes by name.
 SCHEDULES: dict[str, Schedule] = {"gpipe": gpipe, "1f1b": one_f_one_b}
 
 
