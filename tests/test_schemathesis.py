@@ -29,6 +29,8 @@ from chimera_nb import (
     LocalCluster,
     ParameterServerMaster,
     ParameterShard,
+    PipelineMaster,
+    PipelineStageWorker,
     RegressionWorker,
     RingAllReduceMaster,
     RingWorker,
@@ -65,6 +67,7 @@ WORKERS = {
     "parameter-shard": ParameterShard(),
     "federated": FederatedClient("regressor").with_data(X, Y),
     "feature-split": FeatureSplitWorker("regressor").with_block(X),
+    "pipeline-stage": PipelineStageWorker(),
 }
 MASTERS = {
     "parameter-server-regressor": (
@@ -86,6 +89,7 @@ MASTERS = {
         FeatureSplitMaster("regressor", max_iter=5).hold_labels(Y),
         "feature-split",
     ),
+    "pipeline": (PipelineMaster((4,), max_iter=2, batch_size=20), "pipeline-stage"),
 }
 
 

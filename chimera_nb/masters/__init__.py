@@ -9,6 +9,8 @@
   locally and the master averages their weights;
 * :class:`FeatureSplitMaster`: model parallelism by feature blocks (and its hybrid with data
   parallelism): the workers hold the columns, the master the labels;
+* :class:`PipelineMaster`: a multilayer perceptron's layers cut across stage workers
+  (pipeline parallelism: micro-batches, GPipe and 1F1B schedules, the bubble);
 * :class:`AggregationMaster`: distributed bagging (an ensemble; the seed's "model" and
   "hybrid" parallelism).
 
@@ -38,6 +40,8 @@ from .linear_model import PARAMETER_SERVER_PREDICT
 from .pacing import Pacer
 from .parameter_server import PARAMETER_SERVER_FIT, ParameterServerMaster
 from .parameter_server_charts import PARAMETER_SERVER_FIT_ASP, PARAMETER_SERVER_FIT_SSP
+from .pipeline import PIPELINE_FIT, PipelineMaster
+from .pipeline_predict import PIPELINE_PREDICT
 from .ring_allreduce import RING_ALLREDUCE_FIT, RingAllReduceMaster
 from .running import FitHandle, FitStarts, fit_starts
 from .sharded_server import SHARDED_FIT, ShardedParameterServerMaster
@@ -54,6 +58,8 @@ __all__ = [
     "AGGREGATION_PREDICT",
     "PARAMETER_SERVER_FIT",
     "PARAMETER_SERVER_PREDICT",
+    "PIPELINE_FIT",
+    "PIPELINE_PREDICT",
     "SHARDED_FIT",
     "RING_ALLREDUCE_FIT",
     "AggregationMaster",
@@ -74,6 +80,7 @@ __all__ = [
     "Pacer",
     "ParameterServerMaster",
     "PendingBroadcast",
+    "PipelineMaster",
     "Quorum",
     "RingAllReduceMaster",
     "RoundRecord",

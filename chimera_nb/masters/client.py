@@ -191,8 +191,8 @@ class WorkerClient:
     @classmethod
     def like(cls: type[C], client: WorkerClient) -> C:
         """A client of this class with ``client``'s workers and settings (timeout, retries,
-        encoding, token, span log, pacer): how a master whose workers have more endpoints
-        (ring, federated, feature split) turns the base's client into its own."""
+        encoding, token, span log, pacer): how a master whose workers have endpoints of their
+        own (ring, federated, feature split, pipeline) gets a client that calls them."""
         return cls(
             client.endpoints,
             timeout=client.timeout,

@@ -104,3 +104,23 @@ DATA = DATA | {
     FEATURE_SPLIT_GRADIENT,
     FEATURE_SPLIT_BLOCK_SCORES,
 }
+
+# -- Pipeline parallelism (issue 14, not in the seed) ------------------------------------------
+# The master gives each stage worker its layers and its neighbours (setup), then sends every
+# stage its ops for a step (step); stages POST activations forward and gradients backward to
+# each other, and give the master their layers at the end (weights). data: what a stage holds.
+PIPELINE_PARALLEL_FIT = "/v1/chimera/pipeline-parallel/fit"
+PIPELINE_PARALLEL_PREDICT = "/v1/chimera/pipeline-parallel/predict"
+PIPELINE_DATA = "/v1/chimera/pipeline/data"
+PIPELINE_SETUP = "/v1/chimera/pipeline/setup"
+PIPELINE_STEP = "/v1/chimera/pipeline/step"
+PIPELINE_ACTIVATION = "/v1/chimera/pipeline/activation"  # a frame from the previous stage
+PIPELINE_GRADIENT = "/v1/chimera/pipeline/gradient"  # a frame from the next stage
+PIPELINE_WEIGHTS = "/v1/chimera/pipeline/weights"
+DATA = DATA | {
+    PIPELINE_PARALLEL_PREDICT,
+    PIPELINE_SETUP,
+    PIPELINE_STEP,
+    PIPELINE_ACTIVATION,
+    PIPELINE_GRADIENT,
+}

@@ -8,6 +8,8 @@
 * :class:`FederatedClient` trains locally for federated averaging (FedAvg, FedProx);
 * :class:`FeatureSplitWorker` holds a block of columns and their weights (model
   parallelism by features);
+* :class:`PipelineStageWorker` holds a range of a network's layers and passes activations
+  and gradients to its neighbours (pipeline parallelism);
 * :class:`ParameterShard` holds some blocks of the weights, and :class:`ShardedSGDWorker`
   pulls from and pushes to the shards (sharded parameter servers).
 
@@ -19,6 +21,7 @@ from .base import Worker
 from .feature_split import FeatureSplitWorker
 from .federated import FederatedClient
 from .parameter_shard import ParameterShard
+from .pipeline_stage import PipelineStageWorker
 from .ring import RingWorker
 from .sgd import SGDWorker
 from .sharded_sgd import ShardedSGDWorker
@@ -28,6 +31,7 @@ __all__ = [
     "FeatureSplitWorker",
     "FederatedClient",
     "ParameterShard",
+    "PipelineStageWorker",
     "RegressionWorker",
     "SGDWorker",
     "ShardedSGDWorker",

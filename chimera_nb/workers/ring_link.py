@@ -14,6 +14,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import numpy as np
@@ -24,7 +25,7 @@ from ..wire import encode_frame, paths
 from ..wire.topology_models import RingChunkMeta
 from .network import PEER_HEADER
 
-__all__ = ["RingLink", "RingLinkError"]
+__all__ = ["RingLink", "RingLinkError", "post_frame"]
 
 
 class RingLinkError(Exception):
@@ -75,31 +76,17 @@ class RingLink:
         """POST ``chunk`` (raw float64) with ``meta``; append its span to ``spans``; raise
         :class:`RingLinkError` naming the link unless the neighbour accepted it."""
         body, headers = encode_frame([chunk], meta.model_dump())
-        started, clock = time.time(), time.perf_counter()
-        reason, answer = "", b""
-        try:
-            async with session.post(
-                self.url + paths.RING_CHUNK, data=body, headers={**headers, **self._headers}
-            ) as response:
-                answer = await response.read()
-                status = str(response.status)
-                if response.status >= 300:
-                    reason = f"answered HTTP {status}: {_detail(answer)}"
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
-            reason, status = _describe(error, session.timeout.total or 0.0)
-        spans.append(
-            Span(
-                worker=self.right,
-                endpoint=paths.RING_CHUNK,
-                start=started,
-                end=started + (time.perf_counter() - clock),
-                status=status,
-                round_number=meta.round_number,
-                bytes_sent=len(body),
-                bytes_received=len(answer),
-                peer=self.sender,
-                worker_url=self.url,
-            )
+        reason = await post_frame(
+            session,
+            self.url + paths.RING_CHUNK,
+            body,
+            {**headers, **self._headers},
+            spans,
+            worker=self.right,
+            endpoint=paths.RING_CHUNK,
+            round_number=meta.round_number,
+            peer=self.sender,
+            worker_url=self.url,
         )
         if reason:
             raise RingLinkError(
@@ -108,6 +95,40 @@ class RingLink:
                 f"{meta.step + 1}, round {meta.round_number}) to its right neighbour "
                 f"{self.right}: the link {self.sender} -> {self.right} failed ({reason})",
             )
+
+
+async def post_frame(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    spans: list[Span],
+    **span_fields: Any,
+) -> str:
+    """POST a frame from one worker to another; append the call's span (``span_fields``:
+    who was called, the endpoint, the round, the caller as ``peer``) to ``spans``. Returns
+    why it failed, or "" if the receiver accepted it: the caller words the error."""
+    started, clock = time.time(), time.perf_counter()
+    reason, answer = "", b""
+    try:
+        async with session.post(url, data=body, headers=headers) as response:
+            answer = await response.read()
+            status = str(response.status)
+            if response.status >= 300:
+                reason = f"answered HTTP {status}: {_detail(answer)}"
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+        reason, status = _describe(error, session.timeout.total or 0.0)
+    spans.append(
+        Span(
+            start=started,
+            end=started + (time.perf_counter() - clock),
+            status=status,
+            bytes_sent=len(body),
+            bytes_received=len(answer),
+            **span_fields,
+        )
+    )
+    return reason
 
 
 def _detail(answer: bytes) -> str:
