@@ -14,11 +14,12 @@ Every attempt leaves a :class:`~chimera_nb.spans.Span` (worker, endpoint, round,
 bytes each way, status) in the master's span log, which also writes ``chimera_time.log``; the
 latency a :class:`Broadcast` reports is its successful span's, so nothing is measured twice.
 
-One aiohttp session is opened per master action and reused for every call of it, so a
-1,000-round fit keeps one keep-alive connection per worker. The client speaks aiohttp
-directly: httpx's client layers (cookies, redirects, URL merging, its request and response
-models) cost more master CPU per call than the exchange itself, and a worker needs none of
-them.
+One pool of keep-alive connections is opened per master action and reused for every call
+of it, so a 1,000-round fit keeps one connection per worker. Plain-http workers are called
+through :mod:`._connections` (an HTTP/1.1 exchange on a socket, parsed by httptools): an HTTP
+client's layers (cookies, redirects, URL merging, request and response objects) cost more
+master CPU per call than the exchange itself, and a worker needs none of them. Workers
+reached by https go through aiohttp.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from ..wire import (
     paths,
 )
 from ..wire.encoding import BodyError
+from ._connections import ConnectionLost, ConnectionPool
 from .broadcast import PendingBroadcast, after
 from .pacing import Pacer
 
@@ -117,6 +119,8 @@ def _describe(error: Exception, timeout: float) -> tuple[str, str]:
     cause = getattr(error, "os_error", None) or error
     if isinstance(cause, ConnectionRefusedError) or "Connect call failed" in str(error):
         return "connection refused", "refused"
+    if isinstance(error, ConnectionLost):
+        return str(error), "disconnected"
     if isinstance(error, aiohttp.ServerDisconnectedError):
         return "disconnected before answering", "disconnected"
     if isinstance(cause, (ConnectionResetError, BrokenPipeError)) or isinstance(
@@ -186,7 +190,8 @@ class WorkerClient:
         self.encoding = encoding
         self._base_urls = {name: url.rstrip("/") for name, url in self.endpoints.items()}
         self._request_timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: ConnectionPool | None = None
+        self._session: aiohttp.ClientSession | None = None  # for https workers only
 
     @classmethod
     def like(cls: type[C], client: WorkerClient) -> C:
@@ -214,16 +219,13 @@ class WorkerClient:
         return joined, left
 
     async def __aenter__(self) -> WorkerClient:
-        # trust_env=False (aiohttp's default): proxy variables never catch the workers.
-        connector = aiohttp.TCPConnector(
-            limit=_POOL_SIZE, keepalive_timeout=_KEEPALIVE, ssl=_tls_context()
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector, skip_auto_headers=("User-Agent",)
-        )
+        self._pool = ConnectionPool(_POOL_SIZE)  # proxy variables never catch the workers
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -233,15 +235,26 @@ class WorkerClient:
         self, method: str, name: str, path: str, body: bytes, headers: dict[str, str]
     ) -> Reply:
         """One HTTP exchange with a worker, its body read."""
-        assert self._session is not None, "use WorkerClient inside 'async with'"
-        async with self._session.request(
-            method,
-            self._base_urls[name] + path,
-            data=body or None,
-            headers={**headers, **self._auth} if self._auth else headers,
-            timeout=self._request_timeout,
+        assert self._pool is not None, "use WorkerClient inside 'async with'"
+        url = self._base_urls[name] + path
+        headers = {**headers, **self._auth} if self._auth else headers
+        if url.startswith("http://"):
+            return Reply(*await self._pool.request(method, url, body, headers, self.timeout))
+        async with self._https().request(
+            method, url, data=body or None, headers=headers, timeout=self._request_timeout
         ) as response:
             return Reply(response.status, response.headers, await response.read())
+
+    def _https(self) -> aiohttp.ClientSession:
+        """The aiohttp session for workers reached by https, opened on first use."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=_POOL_SIZE, keepalive_timeout=_KEEPALIVE, ssl=_tls_context()
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, skip_auto_headers=("User-Agent",)
+            )
+        return self._session
 
     # -- one call, with timeout, retries and the time log -----------------------------------
 
