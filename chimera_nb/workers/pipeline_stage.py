@@ -162,7 +162,7 @@ class PipelineStageWorker(Worker):
                 for task in run.sends:
                     task.cancel()
                 stage.inbox.drop(request.step)
-        if request.training and request.apply_step:
+        if request.training:
             stage.layers[:] = sgd_step(
                 stage.layers, run.weights_gradients, run.bias_gradients, stage.setup.learning_rate
             )

@@ -118,6 +118,19 @@ def test_a_bad_setup_gets_422_naming_what_is_wrong(solo, changes, field):
             "n_microbatches",
         ),
         ({"training": False, "ops": [["F", i] for i in range(4)]}, "inputs"),
+        (
+            {
+                "training": False,
+                "ops": [["F", 0]],
+                "n_microbatches": 1,
+                "inputs": [[1.0], [1.0, 2.0]],
+            },
+            "inputs: every row",
+        ),
+        (
+            {"training": False, "ops": [["F", 0]], "n_microbatches": 1, "inputs": [[1.0, 2.0]]},
+            "inputs: rows have 2 values, not 3",
+        ),
     ],
 )
 def test_a_bad_step_gets_422_naming_the_field(solo, changes, field):
