@@ -33,6 +33,8 @@ MAX_MICROBATCHES = 1024
 
 Count = Annotated[int, Strict(), Field(ge=1)]
 Index = Annotated[int, Strict(), Field(ge=0)]
+#: A row of a stage's data, by index (bounded: numpy indexes with 64-bit integers).
+Row = Annotated[int, Strict(), Field(ge=0, lt=2**62)]
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 #: ``["F", 3]``: the forward (or ``"B"``, backward) of micro-batch 3.
 OpBody = tuple[Literal["F", "B"], Index]
@@ -122,7 +124,7 @@ class PipelineStepRequest(_Body):
     n_microbatches: Annotated[int, Strict(), Field(ge=1, le=MAX_MICROBATCHES)]
     ops: list[OpBody] = Field(min_length=1, max_length=2 * MAX_MICROBATCHES)
     training: Annotated[bool, Strict()] = True
-    rows: list[Index] | None = None
+    rows: list[Row] | None = None
     inputs: list[list[Number]] | None = None
 
     @model_validator(mode="after")

@@ -110,6 +110,7 @@ def test_a_bad_setup_gets_422_naming_what_is_wrong(solo, changes, field):
         ({"ops": [["F", 0], ["B", 0]]}, "ops: the ops never run"),
         ({"rows": [0, 1]}, "rows: 2 rows cannot make 4 micro-batches"),
         ({"rows": [0, 1, 2, 99]}, "rows: row 99"),
+        ({"rows": [0, 1, 2, 10**30]}, "rows[3]"),
         (
             {
                 "n_microbatches": 8,
