@@ -216,3 +216,19 @@ def test_the_timeline_shows_each_stages_ops_and_the_gaps_between_them(four_stage
     assert {name: len(calls) for name, calls in lanes.items()} == dict.fromkeys(master.stages_, 8)
     last = lanes[master.stages_[-1]]
     assert min(c.start_ms for c in last) > 0  # the last stage waits for the first activation
+
+
+def test_the_dashboards_latencies_are_the_calls_not_the_stages_own_ops(four_stages):
+    # Prepare
+    from chimera_nb.notebook.dashboard.reading import FitReader
+
+    master = PipelineMaster((16, 16), n_microbatches=4, max_iter=1, batch_size=900)
+    master.fit(first(four_stages, 3))
+    reader = FitReader(master)
+    # Execute
+    reader.read()
+    # Assert: per stage, the master's 5 calls (data, setup, 2 steps, weights) and the frames
+    # its neighbours sent it over the 2 steps (4 per step and neighbour), no compute span
+    counts = {name: len(latencies) for name, latencies in reader.latencies.items()}
+    first_stage, middle, last = master.stages_
+    assert counts == {first_stage: 5 + 8, middle: 5 + 16, last: 5 + 8}
