@@ -57,7 +57,12 @@ def timeline_rounds(
 ) -> list[TimelineRound]:
     """The calls of the last ``last_rounds`` rounds (those up to round ``ending_at``, to
     look back), oldest first. Without any round (a bagging fit), the last calls form one
-    block, so the picture is never empty."""
+    block, so the picture is never empty.
+
+    A worker that reports its own work (a pipeline stage: one span per op it computed,
+    ``peer`` itself) is drawn by that work alone, not by the master's call around it nor the
+    frames its neighbours sent it: its lane then shows its ops, and the gaps between them
+    are the pipeline's bubble."""
     by_round: dict[int | None, list[Span]] = {}
     for span in spans:
         by_round.setdefault(span.round_number, []).append(span)
@@ -66,6 +71,8 @@ def timeline_rounds(
     rounds = []
     for key in keys:
         calls = by_round.get(key, [])
+        computing = {span.worker for span in calls if span.peer == span.worker}
+        calls = [s for s in calls if s.worker not in computing or s.peer == s.worker]
         if not calls:
             continue
         first = min(span.start for span in calls)

@@ -33,6 +33,8 @@ MAX_MICROBATCHES = 1024
 
 Count = Annotated[int, Strict(), Field(ge=1)]
 Index = Annotated[int, Strict(), Field(ge=0)]
+#: A row of a stage's data, by index (bounded: numpy indexes with 64-bit integers).
+Row = Annotated[int, Strict(), Field(ge=0, lt=2**62)]
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 #: ``["F", 3]``: the forward (or ``"B"``, backward) of micro-batch 3.
 OpBody = tuple[Literal["F", "B"], Index]
@@ -113,7 +115,7 @@ class PipelineStepRequest(_Body):
 
     Training (``training``): every stage is given the batch's ``rows`` (indices into the
     stage's data: the first stage reads their features, the last their labels) cut into
-    ``n_microbatches``; the stage ends with a gradient step (``apply_step``). Predicting: the
+    ``n_microbatches``; the stage ends with a gradient step. Predicting: the
     first stage is given the rows to predict as ``inputs``, the ops are forwards only, and
     the last stage answers the probabilities."""
 
@@ -122,8 +124,7 @@ class PipelineStepRequest(_Body):
     n_microbatches: Annotated[int, Strict(), Field(ge=1, le=MAX_MICROBATCHES)]
     ops: list[OpBody] = Field(min_length=1, max_length=2 * MAX_MICROBATCHES)
     training: Annotated[bool, Strict()] = True
-    apply_step: Annotated[bool, Strict()] = True
-    rows: list[Index] | None = None
+    rows: list[Row] | None = None
     inputs: list[list[Number]] | None = None
 
     @model_validator(mode="after")
@@ -134,6 +135,8 @@ class PipelineStepRequest(_Body):
             raise ValueError(f"ops: {error}") from None
         if self.training and self.rows is None:
             raise ValueError("rows: a training step needs the batch's rows")
+        if self.inputs is not None and len({len(row) for row in self.inputs}) > 1:
+            raise ValueError("inputs: every row to predict needs the same number of values")
         given = self.rows if self.training else self.inputs
         if given is not None and len(given) < self.n_microbatches:
             field = "rows" if self.training else "inputs"

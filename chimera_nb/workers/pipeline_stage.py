@@ -83,6 +83,7 @@ class _StepRun:
     the gradients summed so far, the sends in flight and the spans."""
 
     request: PipelineStepRequest
+    session: aiohttp.ClientSession  # to both neighbours
     stash: dict[int, tuple[list[LayerCache], np.ndarray | None]] = field(default_factory=dict)
     weights_gradients: list[np.ndarray] = field(default_factory=list)
     bias_gradients: list[np.ndarray] = field(default_factory=list)
@@ -147,22 +148,22 @@ class PipelineStageWorker(Worker):
         """Run this stage's ops of one step (see the module's docstring)."""
         stage = self._require_stage(request.fit_id)
         inputs, labels, n_rows = self._step_data(stage, request)
-        run = _StepRun(request)
         timeout = aiohttp.ClientTimeout(total=stage.setup.timeout)
         async with aiohttp.ClientSession(timeout=timeout) as session:
+            run = _StepRun(request, session)
             try:
                 for op in request.ops:
                     run.raise_failed_sends()
                     if op[0] == "F":
-                        await self._forward(stage, run, session, op[1], inputs, labels, n_rows)
+                        await self._forward(stage, run, op[1], inputs, labels, n_rows)
                     else:
-                        await self._backward(stage, run, session, op[1])
+                        await self._backward(stage, run, op[1])
                 await asyncio.gather(*run.sends)
             finally:
                 for task in run.sends:
                     task.cancel()
                 stage.inbox.drop(request.step)
-        if request.training and request.apply_step:
+        if request.training:
             stage.layers[:] = sgd_step(
                 stage.layers, run.weights_gradients, run.bias_gradients, stage.setup.learning_rate
             )
@@ -218,7 +219,6 @@ class PipelineStageWorker(Worker):
         self,
         stage: _Stage,
         run: _StepRun,
-        session: aiohttp.ClientSession,
         index: int,
         inputs: np.ndarray | None,
         labels: np.ndarray | None,
@@ -244,11 +244,9 @@ class PipelineStageWorker(Worker):
             run.peak = max(run.peak, len(run.stash))
         await self._computed(stage, run, ("F", index), started, clock)
         if stage.forward is not None:
-            self._send(stage.forward, run, session, output, index)
+            self._send(stage.forward, run, output, index)
 
-    async def _backward(
-        self, stage: _Stage, run: _StepRun, session: aiohttp.ClientSession, index: int
-    ) -> None:
+    async def _backward(self, stage: _Stage, run: _StepRun, index: int) -> None:
         """``("B", index)``: output gradient, the layers' gradients (added up), send back."""
         caches, gradient = run.stash[index]
         if gradient is None:
@@ -265,7 +263,7 @@ class PipelineStageWorker(Worker):
         del run.stash[index]
         await self._computed(stage, run, ("B", index), started, clock)
         if stage.backward is not None:
-            self._send(stage.backward, run, session, input_gradient, index)
+            self._send(stage.backward, run, input_gradient, index)
 
     async def _computed(
         self, stage: _Stage, run: _StepRun, op: Op, started: float, clock: float
@@ -287,9 +285,7 @@ class PipelineStageWorker(Worker):
             )
         )
 
-    def _send(
-        self, link: PipelineLink, run: _StepRun, session: aiohttp.ClientSession, array, index: int
-    ) -> None:
+    def _send(self, link: PipelineLink, run: _StepRun, array: np.ndarray, index: int) -> None:
         """POST ``array`` to a neighbour in the background: the next op need not wait."""
         request = run.request
         meta = PipelineMessageMeta(
@@ -299,7 +295,7 @@ class PipelineStageWorker(Worker):
             n_rows=len(array),
             sender=self.name_,
         )
-        run.sends.append(asyncio.create_task(link.send(session, array, meta, run.spans)))
+        run.sends.append(asyncio.create_task(link.send(run.session, array, meta, run.spans)))
 
     async def _receive(
         self, stage: _Stage, request: PipelineStepRequest, kind: str, index: int
@@ -333,14 +329,15 @@ class PipelineStageWorker(Worker):
             )
         stage.inbox.put(meta.step, kind, meta.micro_batch, array.reshape(meta.n_rows, width))
 
-    def _require_stage(self, fit_id: str) -> _Stage:
+    def _require_stage(self, fit_id: str | None = None) -> _Stage:
+        """This stage's pipeline; 409 if none, or (``fit_id`` given) another fit's."""
         if self._stage is None:
             raise HTTPException(
                 409,
                 f"{self.name_} is in no pipeline yet: the master POSTs {paths.PIPELINE_SETUP} "
                 "first (PipelineMaster.fit does)",
             )
-        if fit_id != self._stage.setup.fit_id:
+        if fit_id is not None and fit_id != self._stage.setup.fit_id:
             raise HTTPException(
                 409,
                 f"fit {fit_id} is not this stage's: {self.name_} is in fit "
@@ -385,7 +382,7 @@ class PipelineStageWorker(Worker):
 
         @app.get(paths.PIPELINE_WEIGHTS, response_model=PipelineWeightsResponse)
         async def pipeline_weights() -> PipelineWeightsResponse:
-            stage = self._require_stage(self._stage.setup.fit_id if self._stage else "")
+            stage = self._require_stage()
             layers = [PipelineLayer.of(layer.weights, layer.bias) for layer in stage.layers]
             return PipelineWeightsResponse(layers=layers)
 

@@ -258,6 +258,12 @@ NEVER_RETURNS = {
         "            pass\n",
         {"q1": 0, "q2": 0, "q3": 0},
     ),
+    # On the master: the pipeline master calls the schedule before every step.
+    "07_pipeline": (
+        "def one_f_one_b_schedule",
+        "def one_f_one_b_schedule(p, m):\n    while True:\n        pass\n",
+        {"q1": 0, "q2": 3},  # q2 counts activations of the kit's schedules and a GPipe run
+    ),
 }
 
 

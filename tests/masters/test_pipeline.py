@@ -22,6 +22,7 @@ from chimera_nb import (
 )
 from chimera_nb.algorithms.mlp import fit_mlp
 from chimera_nb.algorithms.pipeline_schedules import gpipe, one_f_one_b, parse_compute_label
+from chimera_nb.plots import timeline_rounds
 from chimera_nb.wire import paths
 
 
@@ -202,3 +203,32 @@ def test_a_killed_stage_fails_the_next_prediction_naming_it(digits):
         # Execute / Assert
         with pytest.raises(QuorumError, match="worker2"):
             master.predict(X_test[:4])
+
+
+def test_the_timeline_shows_each_stages_ops_and_the_gaps_between_them(four_stages):
+    # Prepare
+    master = PipelineMaster((16, 16), n_microbatches=4, max_iter=1, batch_size=900)
+    master.fit(first(four_stages, 3))
+    # Execute
+    (step,) = timeline_rounds(master.spans_, 1, ending_at=1)
+    # Assert: each lane holds the stage's 8 ops, none of the master's call around them
+    lanes = {name: [c for c in step.calls if c.worker == name] for name in master.stages_}
+    assert {name: len(calls) for name, calls in lanes.items()} == dict.fromkeys(master.stages_, 8)
+    last = lanes[master.stages_[-1]]
+    assert min(c.start_ms for c in last) > 0  # the last stage waits for the first activation
+
+
+def test_the_dashboards_latencies_are_the_calls_not_the_stages_own_ops(four_stages):
+    # Prepare
+    from chimera_nb.notebook.dashboard.reading import FitReader
+
+    master = PipelineMaster((16, 16), n_microbatches=4, max_iter=1, batch_size=900)
+    master.fit(first(four_stages, 3))
+    reader = FitReader(master)
+    # Execute
+    reader.read()
+    # Assert: per stage, the master's 5 calls (data, setup, 2 steps, weights) and the frames
+    # its neighbours sent it over the 2 steps (4 per step and neighbour), no compute span
+    counts = {name: len(latencies) for name, latencies in reader.latencies.items()}
+    first_stage, middle, last = master.stages_
+    assert counts == {first_stage: 5 + 8, middle: 5 + 16, last: 5 + 8}

@@ -110,6 +110,7 @@ def test_a_bad_setup_gets_422_naming_what_is_wrong(solo, changes, field):
         ({"ops": [["F", 0], ["B", 0]]}, "ops: the ops never run"),
         ({"rows": [0, 1]}, "rows: 2 rows cannot make 4 micro-batches"),
         ({"rows": [0, 1, 2, 99]}, "rows: row 99"),
+        ({"rows": [0, 1, 2, 10**30]}, "rows[3]"),
         (
             {
                 "n_microbatches": 8,
@@ -118,6 +119,19 @@ def test_a_bad_setup_gets_422_naming_what_is_wrong(solo, changes, field):
             "n_microbatches",
         ),
         ({"training": False, "ops": [["F", i] for i in range(4)]}, "inputs"),
+        (
+            {
+                "training": False,
+                "ops": [["F", 0]],
+                "n_microbatches": 1,
+                "inputs": [[1.0], [1.0, 2.0]],
+            },
+            "inputs: every row",
+        ),
+        (
+            {"training": False, "ops": [["F", 0]], "n_microbatches": 1, "inputs": [[1.0, 2.0]]},
+            "inputs: rows have 2 values, not 3",
+        ),
     ],
 )
 def test_a_bad_step_gets_422_naming_the_field(solo, changes, field):

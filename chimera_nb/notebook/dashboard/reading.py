@@ -105,7 +105,7 @@ class FitReader:
         self._spans_read = count
         for span in new:
             self.recent.append(span)
-            if span.ok:
+            if span.ok and span.peer != span.worker:  # a call, not a stage's own compute
                 latencies = self.latencies.setdefault(span.worker, deque(maxlen=_LATENCIES_KEPT))
                 latencies.append(span.latency_ms)
             if span.round_number is not None:
