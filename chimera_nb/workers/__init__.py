@@ -4,7 +4,7 @@
 * :class:`RingWorker` keeps a replica and averages gradients with its ring neighbours
   (ring all-reduce, no server in the middle);
 * :class:`RegressionWorker` and :class:`ClassificationWorker` fit a scikit-learn estimator
-  for bagging (model and hybrid parallelism);
+  for bagging (an ensemble: the seed's "model" and "hybrid" parallelism);
 * :class:`FederatedClient` trains locally for federated averaging (FedAvg, FedProx);
 * :class:`FeatureSplitWorker` holds a block of columns and their weights (model
   parallelism by features);
@@ -33,8 +33,8 @@ __all__ = [
     "ParameterShard",
     "PipelineStageWorker",
     "RegressionWorker",
+    "RingWorker",
     "SGDWorker",
     "ShardedSGDWorker",
     "Worker",
 ]
-__all__ = ["ClassificationWorker", "RegressionWorker", "RingWorker", "SGDWorker", "Worker"]
