@@ -114,6 +114,25 @@ EXPECTED_OUTPUT = {
         "clip_norm=0.3 alone (no noise) costs less than 0.01 of the accuracy: True",
         "noise_multiplier=1 costs more than 0.2 of the accuracy, at both clip norms: True",
     ],
+    "09_model_and_pipeline_parallelism": [
+        "feature split vs the central twin, equal to 1e-10: True",
+        "data split vs the central twin, equal to 1e-10: True",
+        # wine is tall (n = 6497 rows, d = 13): per-row vectors cost more than per-parameter
+        "the feature split moves more bytes per worker and round than the data split: True",
+        # wide data (n = 300, d = 3001): the other way round
+        "the feature split moves fewer bytes per worker and round than the data split: True",
+        "wide data: the two splits' weights equal to 1e-10: True",
+        "hybrid vs the central twin, equal to 1e-10: True",
+        "gpipe: the step's gradients equal the one-process MLP's to 1e-10: True",
+        "1f1b: the step's gradients equal the one-process MLP's to 1e-10: True",
+        "test accuracy at least 0.9: True",
+        "the pipeline's layers equal the one-process twin's to 1e-10: True",
+        "a forward or backward took",  # why the op time is emulated: real ops take microseconds
+        "GPipe holds all m = 4 micro-batches on every stage: True",
+        "1F1B holds at most p - s on stage s = 0, 1, 2: True",
+        "1F1B holds fewer activations at once than GPipe: True",
+        "every measured bubble within 0.1 of (p-1)/(m+p-1): True",
+    ],
 }
 
 

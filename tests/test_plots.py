@@ -6,11 +6,19 @@ from __future__ import annotations
 from io import BytesIO
 
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation
 
 from chimera_nb.logs import read_time_log
-from chimera_nb.masters import AggregationMaster, ParameterServerMaster, RoundRecord
+from chimera_nb.masters import (
+    AggregationMaster,
+    FeatureSplitMaster,
+    ParameterServerMaster,
+    PipelineMaster,
+    RoundRecord,
+)
 from chimera_nb.masters.flowchart import ACTIVE_COLOR
 from chimera_nb.plots import (
     latency_boxes,
@@ -168,6 +176,51 @@ def test_plot_flowchart_draws_every_seed_flowchart(machine):
     assert len(axes.patches) == len(FLOWCHARTS[machine].steps)
     assert len(axes.texts) >= 2 * len(FLOWCHARTS[machine].steps)
     assert png(figure).startswith(b"\x89PNG")
+
+
+def _covers(extent, box, pixels: float = 3.0) -> bool:
+    """Whether a text's extent covers more than a sliver of a box: an arrow's "yes" may
+    touch the box below with its descent, not sit on its label."""
+    width = min(extent.x1, box.x1) - max(extent.x0, box.x0)
+    height = min(extent.y1, box.y1) - max(extent.y0, box.y0)
+    return width > pixels and height > pixels
+
+
+@pytest.mark.parametrize(
+    "chart",
+    [*FeatureSplitMaster.flowcharts, *PipelineMaster.flowcharts],
+    ids=lambda chart: chart.machine,
+)
+def test_every_label_stays_in_its_box_and_no_arrow_or_label_covers_another_box(chart):
+    # Execute: draw, so that each text has its extent on the canvas
+    figure = plot_flowchart(chart)
+    FigureCanvasAgg(figure).draw()
+    axes = figure.axes[0]
+    boxes = {patch.get_gid()[len("step-") :]: patch.get_window_extent() for patch in axes.patches}
+    owner = {f"{letter}:{text}": letter for letter, text in chart.steps.items()}
+    owner.update({f"{letter}:{letter}": letter for letter in chart.steps})
+    arrows = [text for text in axes.texts if isinstance(text, Annotation)]  # the last legs
+    # Assert: a step's letter and label inside its box, an arrow's label outside every box
+    for text in axes.texts:
+        if text in arrows:
+            continue
+        extent = text.get_window_extent()
+        inside = [letter for letter, box in boxes.items() if box.contains(*extent.p0)]
+        mine = [letter for letter in inside if f"{letter}:{text.get_text()}" in owner]
+        if mine:
+            assert extent.x1 <= boxes[mine[0]].x1, f"{text.get_text()!r} overflows its box"
+        else:
+            hit = [letter for letter, box in boxes.items() if _covers(extent, box)]
+            assert not hit, f"the arrow label {text.get_text()!r} covers box {hit}"
+    # Assert: no arrow runs through a box it neither leaves nor enters
+    legs = [line.get_path().transformed(line.get_transform()).vertices for line in axes.lines]
+    legs += [axes.transData.transform([arrow.xyann, arrow.xy]) for arrow in arrows]
+    for points in legs:
+        for source, target in zip(points[:-1], points[1:]):
+            for letter, box in boxes.items():
+                ends = [box.contains(*source), box.contains(*target)]
+                middle = (source + target) / 2
+                assert any(ends) or not box.contains(*middle), f"an arrow crosses box {letter}"
 
 
 def test_worker_table_counts_rounds_and_names_the_failure():

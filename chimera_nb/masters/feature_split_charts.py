@@ -7,8 +7,9 @@ from .flowchart import Flowchart, chain
 
 __all__ = ["FEATURE_SPLIT_FIT", "FEATURE_SPLIT_PREDICT"]
 
-#: A round is D (scores) to J (update), then back to D; the letters of the parameter server's
-#: where the step is the same (G error, I converged?, L ok, M end).
+#: A round is D (scores) to J (the bias's update; the blocks step at the next D), then back
+#: to D; the letters of the parameter server's where the step is the same (G error,
+#: I converged?, L ok, M end).
 FEATURE_SPLIT_FIT = Flowchart(
     "feature-split fit",
     {
@@ -16,20 +17,20 @@ FEATURE_SPLIT_FIT = Flowchart(
         "B": "fit request received",
         "C": "initial fit: blocks, statistics, setup",
         "D": "send last step; gather partial scores",
-        "E": "label holder: sum scores, loss, residuals",
-        "F": "send residuals; gather block gradients",
-        "G": "error to client (a block missing)",
+        "E": "sum scores; loss; residuals",
+        "F": "send residuals; gather gradients",
+        "G": "error to client",
         "H": "average each block over its replicas",
         "I": "converged or rounds done?",
-        "J": "update bias; blocks step at next D",
+        "J": "update bias",
         "K": "gather weights (finish)",
         "L": "ok to client",
         "M": "end",
     },
     chain("ABCDEF")
     + (
-        ("D", "G", "a block missing"),
-        ("F", "G", "a block missing"),
+        ("F", "G", "missing"),  # first: G sits beside F, off the J -> D arrow
+        ("D", "G", "missing"),
         ("F", "H", "every block"),
         ("H", "I", ""),
         ("I", "J", "no"),

@@ -60,7 +60,7 @@ PIPELINE_FIT = Flowchart(
         "E": "wait: every stage's reply",
         "F": "a stage or link failed?",
         "G": "error to client",
-        "H": "forwards: activations flow (on stages)",
+        "H": "forwards, stage to stage",
         "I": "backwards + step (on stages)",
         "J": "epochs done?",
         "K": "collect every stage's layers",
