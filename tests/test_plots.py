@@ -15,11 +15,19 @@ from chimera_nb.logs import read_time_log
 from chimera_nb.masters import (
     AggregationMaster,
     FeatureSplitMaster,
+    FederatedAveragingMaster,
     ParameterServerMaster,
     PipelineMaster,
+    RingAllReduceMaster,
     RoundRecord,
+    ShardedParameterServerMaster,
 )
 from chimera_nb.masters.flowchart import ACTIVE_COLOR
+from chimera_nb.masters.parameter_server_charts import (
+    PARAMETER_SERVER_FIT,
+    PARAMETER_SERVER_FIT_ASP,
+    PARAMETER_SERVER_FIT_SSP,
+)
 from chimera_nb.plots import (
     latency_boxes,
     plot_flowchart,
@@ -188,7 +196,22 @@ def _covers(extent, box, pixels: float = 3.0) -> bool:
 
 @pytest.mark.parametrize(
     "chart",
-    [*FeatureSplitMaster.flowcharts, *PipelineMaster.flowcharts],
+    list(
+        {
+            chart.machine: chart
+            for chart in (
+                PARAMETER_SERVER_FIT,
+                PARAMETER_SERVER_FIT_SSP,
+                PARAMETER_SERVER_FIT_ASP,
+                *AggregationMaster.flowcharts,
+                *RingAllReduceMaster.flowcharts,
+                *ShardedParameterServerMaster.flowcharts,
+                *FederatedAveragingMaster.flowcharts,
+                *FeatureSplitMaster.flowcharts,
+                *PipelineMaster.flowcharts,
+            )
+        }.values()
+    ),
     ids=lambda chart: chart.machine,
 )
 def test_every_label_stays_in_its_box_and_no_arrow_or_label_covers_another_box(chart):

@@ -49,11 +49,11 @@ SHARDED_FIT = Flowchart(
         "E": "round: workers pull, compute, push",
         "F": "too few workers answered?",
         "G": "error to client",
-        "H": "shards: weighted mean, propose step",
+        "H": "shards: mean, propose step",
         "I": "converged or max_iter?",
         "J": "shards: take the step",
         "K": "shard joined? move its blocks",
-        "L": "pull the weights: ok to client",
+        "L": "ok to client",
         "M": "end",
     },
     chain("ABCDEF")
