@@ -15,6 +15,7 @@ was cancelled (its answer may still come, so the connection is closed instead).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -29,6 +30,14 @@ _IDLE_SECONDS = 4.0
 
 #: (status, headers with lowercase names, body)
 Exchange = tuple[int, dict[str, str], bytes]
+
+
+@functools.lru_cache(maxsize=256)
+def _target(url: str) -> tuple[tuple[str, int], str, str]:
+    """``http://host:port/path`` -> ((host, port), path, Host header), parsed once per URL:
+    a fit calls the same few URLs every round."""
+    target = urlsplit(url)
+    return (target.hostname or "", target.port or 80), target.path or "/", target.netloc
 
 
 class ConnectionLost(ConnectionError):
@@ -122,9 +131,8 @@ class ConnectionPool:
     ) -> Exchange:
         """One exchange with the server of ``url`` (``http://host:port/path``), connecting
         included within ``timeout`` seconds."""
-        target = urlsplit(url)
-        address = (target.hostname or "", target.port or 80)
-        lines = [f"{method} {target.path or '/'} HTTP/1.1", f"Host: {target.netloc}"]
+        address, path, host = _target(url)
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
         if body or method == "POST":
             lines.append(f"Content-Length: {len(body)}")
         lines += [f"{name}: {value}" for name, value in headers.items()]
@@ -156,11 +164,21 @@ class ConnectionPool:
 
     @staticmethod
     async def _connect(address: tuple[str, int], timeout: float) -> _Connection:
+        """A new connection within ``timeout`` seconds. ``asyncio.wait``, not ``wait_for``:
+        before Python 3.12, ``wait_for`` could swallow the cancelling of a call (a round
+        closed without this worker) when the connection was made at that moment, and the
+        call went on to wait for an answer nobody wanted."""
         loop = asyncio.get_running_loop()
-        _, connection = await asyncio.wait_for(
-            loop.create_connection(_Connection, *address), timeout
-        )
-        return connection
+        connecting = asyncio.ensure_future(loop.create_connection(_Connection, *address))
+        try:
+            done, _ = await asyncio.wait({connecting}, timeout=timeout)
+        except asyncio.CancelledError:
+            _abandon(connecting)
+            raise
+        if not done:
+            _abandon(connecting)
+            raise TimeoutError(f"no connection within {timeout:g} s")
+        return connecting.result()[1]  # or the connection's error, e.g. refused
 
     def close(self) -> None:
         """Close every idle connection (those in use close when their call ends)."""
@@ -168,3 +186,11 @@ class ConnectionPool:
             for connection in connections:
                 connection.close()
         self._idle.clear()
+
+
+def _abandon(connecting: asyncio.Future) -> None:
+    """Stop making a connection nobody waits for, and close it if it was made anyway."""
+    connecting.cancel()
+    connecting.add_done_callback(
+        lambda done: done.cancelled() or done.exception() or done.result()[0].close()
+    )
