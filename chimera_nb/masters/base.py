@@ -41,7 +41,7 @@ from .._exceptions import (
 from .._types import Endpoints
 from ..logs import status_logger
 from ..spans import SpanLog
-from ..wire import PredictRequest
+from ..wire import FitResponse, PredictRequest
 from ..wire.server import run_server
 from .broadcast import Broadcast
 from .client import WorkerClient
@@ -49,7 +49,7 @@ from .endpoints import resolve_endpoints
 from .estimator import Constraint, Estimator, Interval, Options
 from .events import EventBus
 from .flowchart import Flowchart
-from .history import RoundRecord
+from .history import RoundRecord, all_failures
 from .pacing import Pacer
 from .running import FitHandle, fit_starts
 
@@ -382,8 +382,17 @@ class Master(Estimator):
             on_stop=lambda signal: self.cancel_fit(f"master shutting down ({signal})"),
         )
 
-    def _fit_response(self):
-        raise NotImplementedError
+    def _fit_response(self) -> FitResponse:
+        """The REST answer to a fit of rounds: its last round, every failure, whether it
+        converged (a master with no convergence test says False), its last loss."""
+        last = self.history_[-1]
+        return FitResponse(
+            answered=last.answered,
+            failed=all_failures(self.history_),
+            n_rounds=len(self.history_),
+            converged=bool(getattr(self, "converged_", False)),
+            loss=last.loss,
+        )
 
     async def _predict_response(self, body: PredictRequest):
         raise NotImplementedError

@@ -24,7 +24,6 @@ from ..algorithms import (
     union_of_classes,
 )
 from ..wire import (
-    FitResponse,
     FitStepResult,
     PredictRequest,
     PredictResponse,
@@ -33,7 +32,6 @@ from ..wire import (
 from .client import WorkerClient
 from .estimator import Constraint, Interval, Options
 from .flowchart import Flowchart, chain
-from .history import all_failures
 
 __all__ = [
     "GRADIENT_DESCENT_CONSTRAINTS",
@@ -174,17 +172,6 @@ class FittedLinearModel:
             self.model_type, sample.X_train_sample_columns, statistics.results
         )
         return statistics.results
-
-    def _fit_response(self) -> FitResponse:
-        """The REST answer to a fit: its last round, every failure, whether it converged."""
-        last = self.history_[-1]
-        return FitResponse(
-            answered=last.answered,
-            failed=all_failures(self.history_),
-            n_rounds=len(self.history_),
-            converged=self.converged_,
-            loss=last.loss,
-        )
 
     def _fitted(self) -> LinearModel:
         if self._model is None:

@@ -12,10 +12,9 @@ import numpy as np
 from .. import _runtime
 from .._exceptions import QuorumError
 from ..algorithms.pipeline_schedules import forward_only
-from ..wire import FitResponse, PredictRequest, PredictResponse
+from ..wire import PredictRequest, PredictResponse
 from ..wire.pipeline_models import PipelineStepRequest
 from .flowchart import Flowchart, chain
-from .history import all_failures
 from .ring_allreduce import FirstFailureEndsRound
 
 __all__ = ["PIPELINE_PREDICT", "PipelinePredictions"]
@@ -94,16 +93,6 @@ class PipelinePredictions:
 
     def _is_fitted(self) -> bool:
         return hasattr(self, "coefs_")
-
-    def _fit_response(self) -> FitResponse:
-        last = self.history_[-1]
-        return FitResponse(
-            answered=last.answered,
-            failed=all_failures(self.history_),
-            n_rounds=len(self.history_),
-            converged=False,
-            loss=last.loss,
-        )
 
     async def _predict_response(self, body: PredictRequest) -> PredictResponse:
         probabilities = await self.predict_proba_async(body)
