@@ -335,9 +335,6 @@ class PipelineMaster(PipelinePredictions, Master):
         for reply in replies.results.values():  # the stages' ops and sends
             for span in reply.spans:
                 self.spans_.record(span.span())
-        self.events.publish(
-            PIPELINE_FIT, "F", step, answered=replies.answered, failed=replies.failed
-        )
         if not replies.failed:
             return
         reasons = "; ".join(f"{name}: {reason}" for name, reason in replies.failed.items())
