@@ -33,6 +33,7 @@ every caller (``peer`` None). So a ring of workers can lose one link and keep th
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -131,11 +132,20 @@ class EmulatedNetwork:
             held.append(message)
             n_bytes += len(message.get("body", b""))
             if message["type"] == "http.response.body" and not message.get("more_body", False):
-                await asyncio.sleep(link.seconds(n_bytes))
+                await _sleep_at_least(link.seconds(n_bytes))
                 for message in held:
                     await send(message)
 
         await self.app(scope, counted, held_back)
+
+
+async def _sleep_at_least(seconds: float) -> None:
+    """Wait ``seconds`` by the clock. ``asyncio.sleep`` alone can end early: uvloop counts
+    from the time its loop read at the start of the iteration, before the app computed the
+    answer, so a 20 ms link could answer after 19.4 ms."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(left)
 
 
 def _peer(scope: Scope) -> str:
