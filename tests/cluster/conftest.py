@@ -57,7 +57,10 @@ def leftovers(client, label: str) -> dict[str, list[str]]:
     """Everything Docker holds with ``label`` (``key=value``): should be empty after close."""
     filters = {"label": label}
     found = {
-        "containers": [c.name for c in client.containers.list(all=True, filters=filters)],
+        # one listing, no inspection per container: one being removed meanwhile is no error
+        "containers": [
+            c["Names"][0].lstrip("/") for c in client.api.containers(all=True, filters=filters)
+        ],
         "networks": [n.name for n in client.networks.list(filters=filters)],
         "images": [i.tags or i.id for i in client.images.list(filters=filters)],
     }
