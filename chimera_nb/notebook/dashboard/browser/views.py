@@ -154,7 +154,7 @@ function render({ model, el }) {
       const s = model.get("status");
       statusLine(status, s);
       if (!replaying || s.mode === "full speed") banner.textContent = MODES[s.mode] || "";
-      if (s.mode === "full speed" && replaying) { timers.forEach(clearTimeout); replaying = false; draw.step(); }
+      if (s.mode === "full speed" && replaying) { timers.forEach(clearTimeout); endReplay(); }
     },
     chart() { chart = flowchart(flowHost, model.get("chart")); draw.step(); },
     step() {
@@ -166,7 +166,10 @@ function render({ model, el }) {
       const now = workers.map((w) => w.name).join(",");
       if (!view || now !== names.join(",")) { names = workers.map((w) => w.name); view = cluster(clusterHost, names); }
       if (!replaying) showWorkers(view, workers);
-      else for (const w of workers) if (view.boxes[w.name]) view.boxes[w.name].dataset.state = w.state;
+      else for (const w of workers) {  // a replay shows a past round, but a crash shows at once
+        const box = view.boxes[w.name];
+        if (box) { box.dataset.state = w.state; box.dataset.crossed = String(w.state === "failed"); }
+      }
     },
     loss() {
       const d = model.get("loss");
@@ -218,9 +221,14 @@ function render({ model, el }) {
           else light(view, what, kind);
         }, at));
       const end = r.frames[r.frames.length - 1][0] + 300;  // then the cluster as it is now
-      timers.push(setTimeout(() => showWorkers(view, model.get("workers")), end));
+      timers.push(setTimeout(endReplay, end));
     },
   };
+  function endReplay() {  // back to the cluster and the step as they are now
+    replaying = false;
+    draw.step();
+    if (view) showWorkers(view, model.get("workers"));
+  }
   const safely = (part) => { try { draw[part](); } catch (error) { console.error("chimera dashboard", part, error); } };
   for (const part of Object.keys(draw)) model.on(`change:${part}`, () => safely(part));
   model.on("change", () => { el.dataset.syncs = String(++syncs); });
