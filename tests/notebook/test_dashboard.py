@@ -254,9 +254,9 @@ def test_step_one_round_lets_exactly_one_round_through(lab, dashboard):
     dashboard.full_speed_button.click()
     run.result(timeout=30)
 
-    # Assert
+    # Assert (the redraw thread shows the new mode within its period, however fast the fit)
     assert held == 0 and after_one == 1
-    assert dashboard.live.status["mode"] == "full speed"
+    wait_until(lambda: dashboard.live.status["mode"] == "full speed")
     assert len(lab.master.history_) == 101
 
 
