@@ -191,6 +191,10 @@ class ConnectionPool:
 def _abandon(connecting: asyncio.Future) -> None:
     """Stop making a connection nobody waits for, and close it if it was made anyway."""
     connecting.cancel()
-    connecting.add_done_callback(
-        lambda done: done.cancelled() or done.exception() or done.result()[0].close()
-    )
+    connecting.add_done_callback(_close_if_made)
+
+
+def _close_if_made(connecting: asyncio.Future) -> None:
+    if not connecting.cancelled() and connecting.exception() is None:
+        transport, _ = connecting.result()
+        transport.close()
