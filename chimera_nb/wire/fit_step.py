@@ -22,6 +22,9 @@ from .models import FitStepRequest, FitStepResponse
 
 __all__ = ["FitStep", "FitStepResult"]
 
+#: The options of a fit-step that sets none: the whole batch, no class order, no compression.
+_NO_OPTIONS = FitStepRequest(weights=[], bias=[0.0])
+
 
 def _as_matrix(weights: np.ndarray, bias: np.ndarray) -> Matrix:
     if len(weights) % len(bias):
@@ -53,11 +56,11 @@ class FitStep:
         options = {"classes": self.classes, "batch_size": self.batch_size, "seed": self.seed}
         if self.compression is not None:
             options["compression"] = self.compression.model_dump()
+        options = {key: value for key, value in options.items() if value is not None}
         if encoding == "binary":
             return encode_frame([self.weights, self.bias], options)
         payload = {"weights": self.weights.ravel().tolist(), "bias": self.bias.tolist()}
-        payload.update({key: value for key, value in options.items() if value is not None})
-        return json.dumps(payload).encode(), {"content-type": JSON}
+        return json.dumps({**payload, **options}).encode(), {"content-type": JSON}
 
     @classmethod
     def decode(cls, body: bytes, headers: Mapping[str, str], binary: bool) -> FitStep:
@@ -66,7 +69,8 @@ class FitStep:
             (weights, bias), options = decode_frame(body, headers, ["weights", "bias"])
             if len(bias) == 0:
                 raise BodyError("bias", "must hold at least one value")
-            parsed = FitStepRequest(weights=[], bias=[0.0], **options)  # validates the options
+            # validate the options, when there are any (a plain round's frame has none)
+            parsed = FitStepRequest(weights=[], bias=[0.0], **options) if options else _NO_OPTIONS
         else:
             parsed = FitStepRequest.model_validate_json(body)
             weights, bias = np.array(parsed.weights), np.array(parsed.bias)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import warnings
 import zlib
 from collections.abc import Mapping
@@ -168,7 +169,8 @@ class SGDWorker(Worker):
         loss, weights_gradient, bias_gradient = self._loss_and_gradient(
             step.weights, step.bias, X, targets, n_classes
         )
-        if not all(np.isfinite(v).all() for v in (loss, weights_gradient, bias_gradient)):
+        finite = np.isfinite(weights_gradient).all() and np.isfinite(bias_gradient).all()
+        if not (finite and math.isfinite(loss)):
             # JSON cannot carry it; and a master needs to hear why, not read a NaN gradient
             raise BodyError(
                 "weights",
