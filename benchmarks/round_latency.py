@@ -30,7 +30,7 @@ import numpy as np
 from chimera_nb import LocalCluster, ParameterServerMaster, SGDWorker
 
 #: Rounds per cell, by number of features (fewer where one round is long).
-ROUNDS = {10: 200, 1_000: 100, 100_000: 10}
+ROUNDS = {10: 300, 1_000: 300, 100_000: 10}
 
 ECHO_SERVER = """
 import socket, sys, threading

@@ -6,7 +6,7 @@ little-endian float64 (8 bytes each, no parsing) and everything else as a small 
 in one header::
 
     Content-Type: application/octet-stream
-    X-Chimera-Meta: {"lengths": [11, 1], "classes": null, ...}
+    X-Chimera-Meta: {"lengths":[11,1],"seed":7}
     <11 float64: weights><1 float64: bias>
 
 ``lengths`` says how to cut the body back into the vectors. Which encoding a request uses is
@@ -38,6 +38,10 @@ META_HEADER = "x-chimera-meta"
 
 Encoding = Literal["json", "binary"]
 
+#: Compact JSON for the meta header, made once: ``json.dumps`` with options builds a new
+#: encoder for every call, and every fit-step encodes one frame at each end.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
 
 class BodyError(ValueError):
     """A request body that cannot be decoded; servers turn it into HTTP 422 naming ``field``."""
@@ -58,9 +62,7 @@ def encode_frame(
 ) -> tuple[bytes, dict[str, str]]:
     """Pack ``vectors`` into a body and ``meta`` (plus their lengths) into headers."""
     arrays = [np.ascontiguousarray(vector, dtype="<f8").ravel() for vector in vectors]
-    header = json.dumps(
-        {**meta, "lengths": [array.size for array in arrays]}, separators=(",", ":")
-    )
+    header = _COMPACT.encode({**meta, "lengths": [array.size for array in arrays]})
     return b"".join(array.tobytes() for array in arrays), {
         "content-type": BINARY,
         META_HEADER: header,
