@@ -47,6 +47,9 @@ _CONFIG_LIMIT = 500 * 1024  # bytes: Docker's limit for one config
 _ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
 _GONE_WAIT = 30.0  # seconds to wait for a removed service's containers to go
 _RETRIES = 3  # new tasks for a worker whose container failed to start for a passing reason
+#: Seconds a task may wait for its host-mode port: after a restart, the swarm may still count
+#: the port as taken by the removed task for a moment, then places the new task by itself.
+_PORT_GRACE = 15.0
 
 
 class SwarmCluster(DockerCluster):
@@ -92,6 +95,7 @@ class SwarmCluster(DockerCluster):
         self._added_constraints = _constraints_per_worker(shared, ["added"])["added"]
         self._configs: dict[str, Any] = {}
         self._retries: dict[str, int] = {}
+        self._port_wait: dict[str, float] = {}  # worker -> when its task began to wait
         self._node_id: str | None = None
 
     # --- what differs from DockerCluster ----------------------------------------------------
@@ -119,6 +123,7 @@ class SwarmCluster(DockerCluster):
         import docker
 
         self._retries.pop(worker.name, None)
+        self._port_wait.pop(worker.name, None)
         command, environment, mounts = self._container_spec(worker)
         configs = []
         constraints = list(self._constraints[worker.name])
@@ -240,6 +245,10 @@ class SwarmCluster(DockerCluster):
             code = (status.get("ContainerStatus") or {}).get("ExitCode")
             return f"stopped (swarm task {state}, exit code {code}{', ' + error if error else ''})"
         if state == "pending" and error:
+            if "port already in use" in error:  # perhaps by the task a restart removed
+                started = self._port_wait.setdefault(worker.name, time.monotonic())
+                if time.monotonic() - started < _PORT_GRACE:
+                    return None
             return f"cannot be placed on any node: {error}"
         return None
 

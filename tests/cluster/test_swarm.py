@@ -12,6 +12,7 @@ import pytest
 from chimera_nb import ParameterServerMaster, SGDWorker
 from chimera_nb._exceptions import ClusterError, ConfigurationError
 from chimera_nb.cluster import SwarmCluster, WorkerState
+from chimera_nb.cluster import swarm as swarm_module
 from chimera_nb.logs import read_time_log
 from chimera_nb.wire import paths
 
@@ -56,6 +57,29 @@ def test_an_engine_that_is_not_a_swarm_manager_is_refused_with_the_command_to_ma
     # Assert
     assert "not a swarm manager" in str(raised.value)
     assert "docker swarm init --advertise-addr 127.0.0.1" in str(raised.value)
+
+
+def test_a_task_waiting_for_its_host_port_gets_a_grace_then_is_reported(monkeypatch):
+    # A fake service: a port the swarm still counts for a removed task frees itself at a
+    # moment that cannot be chosen on a real swarm.
+    # Prepare
+    class Waiting:
+        def tasks(self):
+            error = "no suitable node (host-mode port already in use on 1 node)"
+            return [{"CreatedAt": "1", "Status": {"State": "pending", "Err": error}}]
+
+    cluster = SwarmCluster([tiny_worker()])
+    worker = next(iter(cluster._workers.values()))
+    worker.handle = Waiting()
+    clock = [100.0]
+    monkeypatch.setattr(swarm_module.time, "monotonic", lambda: clock[0])
+    # Execute
+    at_first = cluster._gone(worker)
+    clock[0] += swarm_module._PORT_GRACE + 1
+    after_the_grace = cluster._gone(worker)
+    # Assert
+    assert at_first is None
+    assert after_the_grace.startswith("cannot be placed on any node: no suitable node")
 
 
 # --- a seed project, as the seed runs it ------------------------------------------------------
